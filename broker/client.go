@@ -1,0 +1,424 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fleetmq/fleetmq/broker/packets"
+)
+
+// writeTimeout bounds one write to a client; a peer that takes longer is
+// stalled and its connection is closed.
+const writeTimeout = 30 * time.Second
+
+// client is one network connection. Its goroutine reads and handles
+// packets in order; writes go to an output buffer that a short-lived
+// flusher goroutine drains, so an idle client costs one parked goroutine and
+// no buffers.
+type client struct {
+	srv    *Server
+	conn   net.Conn
+	remote string
+	done   chan struct{} // closed when serve has finished tearing down
+
+	// Fields below are owned by the serve goroutine (set during CONNECT,
+	// read-only afterwards for other goroutines once st is attached).
+	one       [1]byte
+	rb        *buffer
+	version   packets.Version
+	id        string
+	st        *clientState
+	keepAlive time.Duration // read deadline after CONNECT: 1.5 × keepalive, 0 none
+	will      *packets.Will
+	// willDelay and the will's lifetime follow the session (v5).
+	aliasesIn map[uint16]string
+	// pub and rt are reused for every inbound PUBLISH so decoding and
+	// routing do not allocate.
+	pub packets.Publish
+	rt  routed
+
+	// Limits the client announced in CONNECT (v5); read by deliverers after
+	// attach, never changed afterwards.
+	maxPacketOut  uint32 // 0: no limit beyond the protocol's
+	receiveMax    uint16
+	aliasMaxOut   uint16
+	problemInfo   bool // v5 Request Problem Information
+	normalClose   atomic.Bool
+	closeReason   atomic.Uint32 // v5 reason code a kick asked for; 0 none
+	protocolFault atomic.Bool
+
+	// outMu guards out, spare, flushing, closing, closed and aliasesOut.
+	outMu      sync.Mutex
+	out        *buffer
+	flushing   bool
+	closing    bool // close the connection once out is written
+	closed     bool
+	aliasesOut map[string]uint16
+}
+
+func newClient(s *Server, conn net.Conn) *client {
+	return &client{
+		srv:    s,
+		conn:   conn,
+		remote: conn.RemoteAddr().String(),
+		done:   make(chan struct{}),
+	}
+}
+
+// errProtocol carries the v5 reason code to send before closing.
+type errProtocol struct {
+	code packets.ReasonCode
+	err  error
+}
+
+func (e *errProtocol) Error() string { return e.err.Error() }
+func (e *errProtocol) Unwrap() error { return e.err }
+
+func protocolErr(code packets.ReasonCode, format string, args ...any) error {
+	return &errProtocol{code: code, err: fmt.Errorf(format, args...)}
+}
+
+// errClientClosed ends the read loop after a normal DISCONNECT.
+var errClientClosed = errors.New("client disconnected")
+
+func (c *client) serve() {
+	defer c.srv.wg.Done()
+	err := c.readLoop()
+	c.finish(err)
+}
+
+// readLoop reads packets until the connection ends. While idle it waits on
+// a one-byte read with no buffer; a pooled buffer is held only while bytes
+// are pending.
+func (c *client) readLoop() error {
+	maxSize := int(c.srv.lim.MaxPacketSize)
+	pos := 0
+	for {
+		if c.rb == nil {
+			c.setReadDeadline()
+			if _, err := io.ReadFull(c.conn, c.one[:]); err != nil {
+				return err
+			}
+			c.rb = getBuffer()
+			c.rb.b = append(c.rb.b[:0], c.one[0])
+			pos = 0
+		}
+		for pos < len(c.rb.b) {
+			first, body, n, err := packets.Frame(c.rb.b[pos:], maxSize)
+			if err != nil {
+				code := packets.Code(err)
+				if errors.Is(err, packets.ErrPacketTooLarge) {
+					code = packets.PacketTooLarge
+				}
+				return &errProtocol{code: code, err: fmt.Errorf("read packet: %w", err)}
+			}
+			if n == 0 {
+				break
+			}
+			c.srv.stats.BytesReceived.Add(int64(n))
+			if err := c.handle(first, body); err != nil {
+				return err
+			}
+			pos += n
+		}
+		if pos == len(c.rb.b) {
+			putBuffer(c.rb)
+			c.rb, pos = nil, 0
+			continue
+		}
+		// Keep the partial packet at the front and read more after it.
+		rest := copy(c.rb.b, c.rb.b[pos:])
+		c.rb.b = c.rb.b[:rest]
+		pos = 0
+		if len(c.rb.b) == cap(c.rb.b) {
+			nb := make([]byte, len(c.rb.b), 2*cap(c.rb.b))
+			copy(nb, c.rb.b)
+			c.rb.b = nb
+		}
+		c.setReadDeadline()
+		n, err := c.conn.Read(c.rb.b[len(c.rb.b):cap(c.rb.b)])
+		c.rb.b = c.rb.b[:len(c.rb.b)+n]
+		if err != nil && n == 0 {
+			return err
+		}
+	}
+}
+
+func (c *client) setReadDeadline() {
+	switch {
+	case c.st == nil:
+		c.conn.SetReadDeadline(time.Now().Add(connectTimeout))
+	case c.keepAlive > 0:
+		c.conn.SetReadDeadline(time.Now().Add(c.keepAlive))
+	default:
+		c.conn.SetReadDeadline(time.Time{})
+	}
+}
+
+// handle dispatches one packet. body aliases the read buffer.
+func (c *client) handle(first byte, body []byte) error {
+	t, flags := packets.Type(first>>4), first&0x0F
+	if c.st == nil {
+		if t != packets.CONNECT {
+			// [MQTT-3.1.0-1] the first packet must be CONNECT.
+			return protocolErr(packets.ProtocolError, "first packet is %s, not CONNECT", t)
+		}
+		return c.handleConnect(flags, body)
+	}
+	switch t {
+	case packets.PUBLISH:
+		return c.handlePublish(flags, body)
+	case packets.PUBACK, packets.PUBREC, packets.PUBREL, packets.PUBCOMP:
+		return c.handleAck(t, flags, body)
+	case packets.SUBSCRIBE:
+		return c.handleSubscribe(flags, body)
+	case packets.UNSUBSCRIBE:
+		return c.handleUnsubscribe(flags, body)
+	case packets.PINGREQ:
+		if err := packets.DecodeEmpty(t, flags, body); err != nil {
+			return &errProtocol{code: packets.Code(err), err: err}
+		}
+		c.writePacket(func(b []byte) []byte { return packets.AppendEmpty(b, packets.PINGRESP) })
+		return nil
+	case packets.DISCONNECT:
+		return c.handleDisconnect(flags, body)
+	case packets.AUTH:
+		if c.version != packets.V5 {
+			return protocolErr(packets.ProtocolError, "AUTH is a v5 packet")
+		}
+		// No enhanced authentication method is configured, so no AUTH
+		// exchange was started; any AUTH is a protocol error [MQTT-4.12.0-1].
+		return protocolErr(packets.ProtocolError, "AUTH received but no authentication method is in use")
+	case packets.CONNECT:
+		// [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+		return protocolErr(packets.ProtocolError, "second CONNECT")
+	default:
+		return protocolErr(packets.ProtocolError, "%s is not a packet a client sends", t)
+	}
+}
+
+func (c *client) handleDisconnect(flags byte, body []byte) error {
+	if c.version != packets.V5 {
+		if err := packets.DecodeEmpty(packets.DISCONNECT, flags, body); err != nil {
+			return &errProtocol{code: packets.Code(err), err: err}
+		}
+		c.normalClose.Store(true)
+		return errClientClosed
+	}
+	var d packets.Disconnect
+	if err := d.Decode(c.version, flags, body); err != nil {
+		return &errProtocol{code: packets.Code(err), err: err}
+	}
+	if d.Props.HasSessionExpiry {
+		st := c.st
+		st.mu.Lock()
+		// [MQTT-3.14.2-2] a session that expired at disconnect cannot be revived.
+		zeroAtConnect := st.expiryAtConnect == 0
+		if zeroAtConnect && d.Props.SessionExpiry != 0 {
+			st.mu.Unlock()
+			return protocolErr(packets.ProtocolError, "DISCONNECT sets a session expiry after CONNECT set 0")
+		}
+		st.expiry = min(d.Props.SessionExpiry, c.srv.lim.MaxSessionExpiry)
+		st.mu.Unlock()
+	}
+	// 0x04 Disconnect with Will Message: the will is published as if the
+	// connection had dropped [MQTT-3.14.4-3 does not apply].
+	if d.ReasonCode != packets.DisconnectWithWill {
+		c.normalClose.Store(true)
+	}
+	return errClientClosed
+}
+
+// writePacket appends one packet to the output and wakes the flusher.
+// Control packets are never dropped for a slow consumer: they are small
+// and bounded by the client's own requests.
+func (c *client) writePacket(enc func([]byte) []byte) {
+	c.outMu.Lock()
+	if !c.closed && !c.closing {
+		if c.out == nil {
+			c.out = getBuffer()
+		}
+		c.out.b = enc(c.out.b)
+		c.startFlushLocked()
+	}
+	c.outMu.Unlock()
+}
+
+// startFlushLocked starts the flusher when there is output and none runs.
+func (c *client) startFlushLocked() {
+	if !c.flushing && c.out != nil && len(c.out.b) > 0 {
+		c.flushing = true
+		go c.flush()
+	}
+}
+
+// flush writes the output buffer until it is empty, then exits: one write
+// per burst, and no goroutine at all while the client is idle.
+func (c *client) flush() {
+	for {
+		c.outMu.Lock()
+		if c.closed || c.out == nil || len(c.out.b) == 0 {
+			c.flushing = false
+			if c.out != nil {
+				putBuffer(c.out)
+				c.out = nil
+			}
+			if c.closing && !c.closed {
+				c.closed = true
+				c.outMu.Unlock()
+				c.conn.Close()
+				return
+			}
+			c.outMu.Unlock()
+			return
+		}
+		buf := c.out
+		c.out = nil
+		c.outMu.Unlock()
+
+		c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		n, err := c.conn.Write(buf.b)
+		c.srv.stats.BytesSent.Add(int64(n))
+		putBuffer(buf)
+		if err != nil {
+			c.outMu.Lock()
+			c.closed = true
+			c.flushing = false
+			if c.out != nil {
+				putBuffer(c.out)
+				c.out = nil
+			}
+			c.outMu.Unlock()
+			if !errors.Is(err, net.ErrClosed) {
+				c.srv.log.Debug("Write failed; closing connection", "client", c.id, "err", err)
+			}
+			c.conn.Close()
+			return
+		}
+	}
+}
+
+// pendingLocked is how many encoded bytes wait for the flusher.
+func (c *client) pendingLocked() int {
+	if c.out == nil {
+		return 0
+	}
+	return len(c.out.b)
+}
+
+// kick ends the connection from the broker's side: a v5 client gets a
+// DISCONNECT with code (and reason, when it allows reason strings) after
+// what it is already owed.
+func (c *client) kick(code packets.ReasonCode, reason string) {
+	c.closeReason.CompareAndSwap(0, uint32(code)|0x100)
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.closed || c.closing {
+		return
+	}
+	if c.version == packets.V5 && c.st != nil {
+		d := packets.Disconnect{ReasonCode: code}
+		if c.problemInfo {
+			d.Props.ReasonString = reason
+		}
+		if c.out == nil {
+			c.out = getBuffer()
+		}
+		c.out.b = d.Append(c.out.b, c.version)
+	}
+	c.closing = true
+	// Bound how long the goodbye may take, then the read loop ends too.
+	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if !c.flushing {
+		if c.out != nil && len(c.out.b) > 0 {
+			c.startFlushLocked()
+		} else {
+			c.closed = true
+			c.conn.Close()
+		}
+	}
+}
+
+// finish tears the connection down after the read loop ended with err.
+func (c *client) finish(err error) {
+	s := c.srv
+	var pe *errProtocol
+	switch {
+	case errors.Is(err, errClientClosed):
+	case errors.As(err, &pe):
+		s.protocolError(c, err)
+		if c.st == nil {
+			c.closeNow()
+		} else {
+			c.kick(pe.code, pe.err.Error())
+		}
+	case isTimeout(err) && c.st != nil && c.closeReason.Load() == 0:
+		// [MQTT-3.1.2-24] no packet within 1.5 × keepalive.
+		s.log.Info("Keepalive timeout; closing connection", "client", c.id, "remote", c.remote)
+		c.kick(packets.KeepAliveTimeout, "keepalive timeout")
+	default:
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
+			s.log.Debug("Connection ended", "client", c.id, "remote", c.remote, "err", err)
+		}
+	}
+	c.closeNow() // no-op when a kick above already closes it
+	if c.rb != nil {
+		putBuffer(c.rb)
+		c.rb = nil
+	}
+	if c.st != nil {
+		s.detach(c)
+		s.stats.ClientsConnected.Add(-1)
+	}
+	s.removeClient(c)
+	close(c.done)
+}
+
+// closeNow closes the connection once queued output is written (or at once
+// when nothing is queued).
+func (c *client) closeNow() {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.closed || c.closing {
+		return
+	}
+	c.closing = true
+	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if !c.flushing {
+		if c.out != nil && len(c.out.b) > 0 {
+			c.startFlushLocked()
+		} else {
+			c.closed = true
+			c.conn.Close()
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// buffer is a pooled byte slice; the pointer keeps Put/Get allocation-free.
+type buffer struct{ b []byte }
+
+const bufferSize = 4096
+
+var bufferPool = sync.Pool{New: func() any { return &buffer{b: make([]byte, 0, bufferSize)} }}
+
+func getBuffer() *buffer { return bufferPool.Get().(*buffer) }
+
+func putBuffer(b *buffer) {
+	if cap(b.b) > 64*bufferSize {
+		return // let an outsized buffer go rather than pin it
+	}
+	b.b = b.b[:0]
+	bufferPool.Put(b)
+}

@@ -1,0 +1,124 @@
+// Package config is the broker's configuration file: the YAML the operator
+// renders into a ConfigMap and fleetmq-broker reads with --config. Both
+// sides import this one type, so the schema cannot drift.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/fleetmq/fleetmq/broker"
+)
+
+// Config is the whole broker configuration.
+type Config struct {
+	// Listeners are the addresses the broker serves.
+	Listeners Listeners `json:"listeners,omitempty"`
+	// AllowAnonymous accepts clients without a username.
+	AllowAnonymous bool `json:"allowAnonymous,omitempty"`
+	// AuthFile is the auth bundle (JSON), watched and reloaded on change.
+	AuthFile string `json:"authFile,omitempty"`
+	// AdminTokenFile holds the bearer token the admin API requires.
+	AdminTokenFile string `json:"adminTokenFile,omitempty"`
+	// DataDir is where sessions and retained messages persist; empty keeps
+	// them in memory.
+	DataDir string `json:"dataDir,omitempty"`
+	// Limits bound clients and the broker; zero fields take defaults.
+	Limits broker.Limits `json:"limits,omitempty"`
+	// Log configures logging.
+	Log Log `json:"log,omitempty"`
+	// SysInterval is how often $SYS statistics are published (Go duration;
+	// "0s" or empty: 10s; negative disables).
+	SysInterval Duration `json:"sysInterval,omitempty"`
+}
+
+// Listeners are the broker's network endpoints.
+type Listeners struct {
+	// MQTT is the plain TCP listener address (default ":1883").
+	MQTT string `json:"mqtt,omitempty"`
+	// Admin is the admin API, health and metrics address (default ":8081").
+	Admin string `json:"admin,omitempty"`
+}
+
+// Log configures the logger.
+type Log struct {
+	// Level is debug, info, warn or error (default info).
+	Level string `json:"level,omitempty"`
+	// Format is text or json (default json).
+	Format string `json:"format,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string in YAML.
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes the duration as a string such as "10s".
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Default is the configuration with no file and no flags.
+func Default() Config {
+	return Config{
+		Listeners: Listeners{MQTT: ":1883", Admin: ":8081"},
+		Log:       Log{Level: "info", Format: "json"},
+	}
+}
+
+// Load reads a YAML file over the defaults. Unknown fields are an error,
+// so a typo in a ConfigMap is caught at start, not ignored.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Marshal renders cfg as YAML (the operator writes this into a ConfigMap).
+func Marshal(cfg Config) ([]byte, error) { return yaml.Marshal(cfg) }
+
+// Validate names the first setting that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	for name, addr := range map[string]string{"listeners.mqtt": c.Listeners.MQTT, "listeners.admin": c.Listeners.Admin} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
+		}
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("limits: %w", err))
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}

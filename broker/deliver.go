@@ -1,0 +1,268 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/fleetmq/fleetmq/broker/packets"
+	"github.com/fleetmq/fleetmq/broker/session"
+)
+
+// deliver hands one message to this session: written at once when the
+// client is online and has room, queued otherwise (QoS 1/2 only: QoS 0 is
+// not kept for offline sessions). It reports whether the message was
+// accepted for delivery.
+func (st *clientState) deliver(r *routed, qos byte, retain bool, subIDs []uint32) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return false
+	}
+	c := st.client
+	if qos == 0 {
+		if c == nil {
+			return false
+		}
+		out := outgoing{
+			topic: r.topic, payload: r.pub.Payload, props: &r.pub.Props,
+			expiresAt: r.expiresAt(), retain: retain, subIDs: subIDs,
+		}
+		return c.sendPublish(&out, r.now.UnixNano(), true)
+	}
+	d := session.Delivery{Msg: r.message(), QoS: qos, Retain: retain}
+	if len(subIDs) > 0 {
+		d.SubIDs = append([]uint32(nil), subIDs...)
+	}
+	if c != nil && st.queue.Len() == 0 && st.inflight.Len() < int(c.receiveMax) {
+		if st.sendLocked(c, d, r.now.UnixNano()) {
+			return true
+		}
+	}
+	return st.enqueueLocked(d)
+}
+
+// enqueueLocked queues d, counting what the bound drops.
+func (st *clientState) enqueueLocked(d session.Delivery) bool {
+	dropped, ok := st.queue.Push(d)
+	if dropped != nil {
+		st.srv.stats.MessagesDropped.Add(1)
+	}
+	if !ok {
+		st.srv.stats.MessagesDropped.Add(1)
+		st.srv.log.Debug("Session queue full; message dropped", "client", st.id, "topic", d.Msg.Topic)
+	}
+	return ok
+}
+
+// sendLocked writes a QoS 1/2 delivery with a fresh packet id and records
+// it inflight. It returns false (nothing recorded) when the output is
+// backed up, so the caller queues instead.
+func (st *clientState) sendLocked(c *client, d session.Delivery, now int64) bool {
+	if d.Msg.Expired(now) {
+		st.srv.stats.MessagesDropped.Add(1)
+		return true // expired messages are never delivered [MQTT-3.3.2-5]
+	}
+	id, ok := st.inflight.NextID()
+	if !ok {
+		return false
+	}
+	out := outgoing{
+		topic: bytesOf(d.Msg.Topic), payload: d.Msg.Payload, props: &d.Msg.Props,
+		expiresAt: d.Msg.ExpiresAt, qos: d.QoS, retain: d.Retain, id: id, subIDs: d.SubIDs,
+	}
+	c.outMu.Lock()
+	if c.pendingLocked() > st.srv.lim.MaxPendingBytes {
+		c.outMu.Unlock()
+		return false
+	}
+	sent := c.encodePublishLocked(&out, now)
+	c.outMu.Unlock()
+	if !sent {
+		// Larger than the client accepts [MQTT-3.1.2-25]: discarded as if sent.
+		st.srv.stats.MessagesDropped.Add(1)
+		return true
+	}
+	st.inflight.Add(id, d)
+	return true
+}
+
+// fillLocked moves queued deliveries into the inflight window while the
+// client has room [MQTT-4.9.0-2: never more than its Receive Maximum].
+func (st *clientState) fillLocked(now time.Time) {
+	c := st.client
+	if c == nil {
+		return
+	}
+	ns := now.UnixNano()
+	for st.queue.Len() > 0 {
+		d, _ := st.queue.Peek()
+		if d.Msg.Expired(ns) {
+			st.queue.Pop()
+			st.srv.stats.MessagesDropped.Add(1)
+			continue
+		}
+		if d.QoS == 0 {
+			st.queue.Pop()
+			out := outgoing{topic: bytesOf(d.Msg.Topic), payload: d.Msg.Payload, props: &d.Msg.Props,
+				expiresAt: d.Msg.ExpiresAt, retain: d.Retain, subIDs: d.SubIDs}
+			c.sendPublish(&out, ns, false)
+			continue
+		}
+		if st.inflight.Len() >= int(c.receiveMax) {
+			return
+		}
+		if !st.sendLocked(c, d, ns) {
+			return
+		}
+		st.queue.Pop()
+	}
+}
+
+// resendLocked re-sends the inflight window after a session resumes:
+// PUBLISH with DUP for unacknowledged ones, PUBREL for those past PUBREC
+// [MQTT-4.4.0-1].
+func (st *clientState) resendLocked(now time.Time) {
+	c := st.client
+	ns := now.UnixNano()
+	st.inflight.Range(func(o *session.Outflight) bool {
+		if o.State == session.AwaitComp {
+			c.writeAck(packets.PUBREL, o.ID, packets.Success, "")
+			return true
+		}
+		out := outgoing{topic: bytesOf(o.Msg.Topic), payload: o.Msg.Payload, props: &o.Msg.Props,
+			expiresAt: o.Msg.ExpiresAt, qos: o.QoS, retain: o.Retain, dup: true, id: o.ID, subIDs: o.SubIDs}
+		c.outMu.Lock()
+		c.encodePublishLocked(&out, ns)
+		c.outMu.Unlock()
+		return true
+	})
+}
+
+// outgoing is one PUBLISH to encode for one client.
+type outgoing struct {
+	topic, payload []byte
+	props          *packets.Properties
+	expiresAt      int64
+	qos            byte
+	retain, dup    bool
+	id             uint16
+	subIDs         []uint32
+}
+
+// sendPublish writes a QoS 0 PUBLISH unless the client is too far behind,
+// in which case it is dropped and counted (QoS 0 goes first). force skips
+// the backlog check.
+func (c *client) sendPublish(o *outgoing, now int64, checkBacklog bool) bool {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.closed || c.closing {
+		return false
+	}
+	if checkBacklog && c.pendingLocked() > c.srv.lim.MaxPendingBytes {
+		c.srv.stats.MessagesDropped.Add(1)
+		return false
+	}
+	if !c.encodePublishLocked(o, now) {
+		c.srv.stats.MessagesDropped.Add(1)
+		return false
+	}
+	return true
+}
+
+// encodePublishLocked appends the PUBLISH for o to the output: remaining
+// expiry, subscription identifiers and an outbound topic alias are set per
+// delivery; it reports false when the packet exceeds the client's Maximum
+// Packet Size or the message expired. Caller holds c.outMu.
+func (c *client) encodePublishLocked(o *outgoing, now int64) bool {
+	if c.closed || c.closing {
+		return false
+	}
+	p := packets.Publish{QoS: o.qos, Retain: o.retain, Dup: o.dup, PacketID: o.id, Topic: o.topic, Payload: o.payload}
+	if c.version == packets.V5 {
+		p.Props = *o.props
+		p.Props.TopicAlias, p.Props.HasTopicAlias = 0, false
+		p.Props.MessageExpiry, p.Props.HasMessageExpiry = 0, false
+		if o.expiresAt != 0 {
+			left := (o.expiresAt - now + int64(time.Second) - 1) / int64(time.Second)
+			if left <= 0 {
+				return false
+			}
+			p.Props.MessageExpiry, p.Props.HasMessageExpiry = uint32(left), true
+		}
+		p.Props.SubscriptionIDs = o.subIDs
+	}
+	var newAlias bool
+	if c.aliasMaxOut > 0 {
+		if a, ok := c.aliasesOut[string(o.topic)]; ok {
+			p.Props.TopicAlias, p.Props.HasTopicAlias = a, true
+			p.Topic = nil
+		} else if len(c.aliasesOut) < int(c.aliasMaxOut) {
+			p.Props.TopicAlias, p.Props.HasTopicAlias = uint16(len(c.aliasesOut)+1), true
+			newAlias = true
+		}
+	}
+	size := p.Size(c.version)
+	if c.maxPacketOut > 0 && uint32(size) > c.maxPacketOut {
+		return false
+	}
+	if newAlias {
+		if c.aliasesOut == nil {
+			c.aliasesOut = make(map[string]uint16)
+		}
+		c.aliasesOut[string(o.topic)] = p.Props.TopicAlias
+	}
+	if c.out == nil {
+		c.out = getBuffer()
+	}
+	c.out.b = p.Append(c.out.b, c.version)
+	c.srv.stats.MessagesSent[o.qos].Add(1)
+	c.startFlushLocked()
+	return true
+}
+
+// handleAck runs the outbound QoS 1/2 handshakes and the inbound PUBREL.
+func (c *client) handleAck(t packets.Type, flags byte, body []byte) error {
+	var a packets.Ack
+	if err := a.Decode(c.version, t, flags, body); err != nil {
+		return &errProtocol{code: packets.Code(err), err: err}
+	}
+	st := c.st
+	now := time.Now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch t {
+	case packets.PUBACK:
+		if o := st.inflight.Find(a.PacketID); o != nil && o.QoS == 1 {
+			st.inflight.Remove(a.PacketID)
+			st.fillLocked(now)
+		}
+		// An unknown id is ignored: it may be a late ack of a delivery the
+		// session already dropped.
+	case packets.PUBREC:
+		o := st.inflight.Find(a.PacketID)
+		switch {
+		case o == nil || o.QoS != 2:
+			c.writeAck(packets.PUBREL, a.PacketID, packets.PacketIdentifierNotFound, "")
+		case a.ReasonCode.IsError():
+			// The receiver refused it; the exchange ends here [MQTT-4.3.3].
+			st.inflight.Remove(a.PacketID)
+			st.fillLocked(now)
+		default:
+			o.State = session.AwaitComp
+			c.writeAck(packets.PUBREL, a.PacketID, packets.Success, "")
+		}
+	case packets.PUBCOMP:
+		if o := st.inflight.Find(a.PacketID); o != nil && o.QoS == 2 {
+			st.inflight.Remove(a.PacketID)
+			st.fillLocked(now)
+		}
+	case packets.PUBREL:
+		code := packets.Success
+		if _, ok := st.inboundQoS2[a.PacketID]; ok {
+			delete(st.inboundQoS2, a.PacketID)
+		} else {
+			code = packets.PacketIdentifierNotFound
+		}
+		c.writeAck(packets.PUBCOMP, a.PacketID, code, "")
+	}
+	return nil
+}

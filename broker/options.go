@@ -1,0 +1,147 @@
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Limits bound what one client or the whole broker may use. Zero values are
+// replaced by the defaults in DefaultLimits.
+type Limits struct {
+	// MaxPacketSize is the largest packet accepted from a client, in bytes
+	// (v5: announced as Maximum Packet Size in CONNACK).
+	MaxPacketSize uint32 `json:"maxPacketSize,omitempty"`
+	// MaxConnections is the number of concurrent client connections.
+	MaxConnections int `json:"maxConnections,omitempty"`
+	// MaxInflight is the receive maximum announced to v5 clients (inbound
+	// QoS 2 window) and the outbound QoS 1/2 window per client (smaller when
+	// the client announces a smaller Receive Maximum).
+	MaxInflight uint16 `json:"maxInflight,omitempty"`
+	// MaxQueuedMessages is how many messages a session holds while offline or
+	// while its inflight window is full.
+	MaxQueuedMessages int `json:"maxQueuedMessages,omitempty"`
+	// MaxPendingBytes is how much encoded output may wait for a slow
+	// connection before QoS 0 messages to it are dropped and QoS 1/2 ones
+	// queued instead.
+	MaxPendingBytes int `json:"maxPendingBytes,omitempty"`
+	// MaxTopicLength and MaxTopicLevels bound topic names and filters.
+	MaxTopicLength int `json:"maxTopicLength,omitempty"`
+	MaxTopicLevels int `json:"maxTopicLevels,omitempty"`
+	// MaxKeepAlive caps the keepalive a client may ask for, in seconds;
+	// v5 clients asking for more (or for 0) get Server Keep Alive.
+	MaxKeepAlive uint16 `json:"maxKeepAlive,omitempty"`
+	// MaxSessionExpiry caps how long an offline session is kept, in seconds
+	// (3.1.1 persistent sessions too).
+	MaxSessionExpiry uint32 `json:"maxSessionExpiry,omitempty"`
+	// TopicAliasMaximum is the number of inbound topic aliases a v5 client
+	// may use.
+	TopicAliasMaximum uint16 `json:"topicAliasMaximum,omitempty"`
+	// MaxClientIDLength bounds client identifiers (3.1 allows only 23).
+	MaxClientIDLength int `json:"maxClientIDLength,omitempty"`
+}
+
+// DefaultLimits are sane for a broker serving tens of thousands of devices.
+var DefaultLimits = Limits{
+	MaxPacketSize:     1 << 20,
+	MaxConnections:    100000,
+	MaxInflight:       128,
+	MaxQueuedMessages: 1000,
+	MaxPendingBytes:   1 << 20,
+	MaxTopicLength:    1024,
+	MaxTopicLevels:    32,
+	MaxKeepAlive:      3600,
+	MaxSessionExpiry:  7 * 24 * 3600,
+	TopicAliasMaximum: 64,
+	MaxClientIDLength: 256,
+}
+
+// withDefaults returns l with every zero field set from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxPacketSize == 0 {
+		l.MaxPacketSize = d.MaxPacketSize
+	}
+	if l.MaxConnections == 0 {
+		l.MaxConnections = d.MaxConnections
+	}
+	if l.MaxInflight == 0 {
+		l.MaxInflight = d.MaxInflight
+	}
+	if l.MaxQueuedMessages == 0 {
+		l.MaxQueuedMessages = d.MaxQueuedMessages
+	}
+	if l.MaxPendingBytes == 0 {
+		l.MaxPendingBytes = d.MaxPendingBytes
+	}
+	if l.MaxTopicLength == 0 {
+		l.MaxTopicLength = d.MaxTopicLength
+	}
+	if l.MaxTopicLevels == 0 {
+		l.MaxTopicLevels = d.MaxTopicLevels
+	}
+	if l.MaxKeepAlive == 0 {
+		l.MaxKeepAlive = d.MaxKeepAlive
+	}
+	if l.MaxSessionExpiry == 0 {
+		l.MaxSessionExpiry = d.MaxSessionExpiry
+	}
+	if l.TopicAliasMaximum == 0 {
+		l.TopicAliasMaximum = d.TopicAliasMaximum
+	}
+	if l.MaxClientIDLength == 0 {
+		l.MaxClientIDLength = d.MaxClientIDLength
+	}
+	return l
+}
+
+// Validate reports the first limit that cannot work.
+func (l Limits) Validate() error {
+	switch {
+	case l.MaxPacketSize > 268435460:
+		return fmt.Errorf("maxPacketSize %d: above the protocol maximum 268435460", l.MaxPacketSize)
+	case l.MaxPacketSize != 0 && l.MaxPacketSize < 64:
+		return fmt.Errorf("maxPacketSize %d: must be at least 64 bytes", l.MaxPacketSize)
+	case l.MaxConnections < 0:
+		return fmt.Errorf("maxConnections %d: must not be negative", l.MaxConnections)
+	case l.MaxQueuedMessages < 0:
+		return fmt.Errorf("maxQueuedMessages %d: must not be negative", l.MaxQueuedMessages)
+	case l.MaxPendingBytes < 0:
+		return fmt.Errorf("maxPendingBytes %d: must not be negative", l.MaxPendingBytes)
+	case l.MaxTopicLength < 0 || l.MaxTopicLength > 65535:
+		return fmt.Errorf("maxTopicLength %d: must be between 1 and 65535", l.MaxTopicLength)
+	case l.MaxTopicLevels < 0:
+		return fmt.Errorf("maxTopicLevels %d: must not be negative", l.MaxTopicLevels)
+	case l.MaxClientIDLength < 0 || l.MaxClientIDLength > 65535:
+		return fmt.Errorf("maxClientIDLength %d: must be between 1 and 65535", l.MaxClientIDLength)
+	}
+	return nil
+}
+
+// Options configure a Server.
+type Options struct {
+	Limits Limits
+	// AllowAnonymous accepts clients without credentials when no Authorizer
+	// is set, or when the Authorizer's policy allows it.
+	AllowAnonymous bool
+	// SysInterval is how often $SYS/broker/... statistics are published;
+	// 0 means every 10 seconds, negative disables them.
+	SysInterval time.Duration
+	// Version is reported in $SYS/broker/version.
+	Version string
+	// Logger receives connection events and protocol errors; nil discards.
+	Logger *slog.Logger
+	// Auth decides who may connect and what they may do; nil allows
+	// everything (subject to AllowAnonymous).
+	Auth Authorizer
+	// Hooks observe the broker for metrics; nil fields are skipped.
+	Hooks Hooks
+}
+
+// Hooks let an embedder (the admin API's metrics) observe the broker
+// without the broker depending on it. Each is called synchronously on the
+// hot path, so it must be cheap (an atomic add).
+type Hooks struct {
+	// ProtocolError is called when a client is disconnected for bad input.
+	ProtocolError func(reason string)
+}

@@ -1,0 +1,245 @@
+// Package broker is fleetmq's MQTT 3.1, 3.1.1 and 5.0 broker. It serves
+// any net.Listener (TCP, TLS, WebSocket adapters live in listeners/), keeps
+// sessions in memory, and takes its users and permissions from an
+// Authorizer that can be swapped live.
+//
+// Lock order, outermost first: Server.mu → clientState.mu → client.outMu.
+// The topic index and retained store have their own locks and are never
+// held while taking one of the above.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fleetmq/fleetmq/broker/packets"
+	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/topic"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("broker: server closed")
+
+// connectTimeout bounds how long a new connection may take to send CONNECT.
+const connectTimeout = 10 * time.Second
+
+// Server is an MQTT broker.
+type Server struct {
+	opts    Options
+	lim     Limits
+	log     *slog.Logger
+	started time.Time
+
+	auth     atomic.Pointer[authBox]
+	index    *topic.Index[*clientState]
+	retained *topic.Retained[*session.Message]
+	stats    Stats
+
+	// mu guards sessions, clients, listeners and closing. It is taken on
+	// connect, disconnect and reload, never on the publish path.
+	mu        sync.Mutex
+	sessions  map[string]*clientState
+	clients   map[*client]struct{}
+	listeners map[net.Listener]struct{}
+	closing   bool
+
+	wg      sync.WaitGroup // one per client goroutine and Serve loop
+	sysStop chan struct{}
+	sysOnce sync.Once
+}
+
+type authBox struct{ a Authorizer }
+
+// New returns a Server configured by opts.
+func New(opts Options) (*Server, error) {
+	if err := opts.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	s := &Server{
+		opts:      opts,
+		lim:       opts.Limits.withDefaults(),
+		log:       opts.Logger,
+		started:   time.Now(),
+		retained:  topic.NewRetained[*session.Message](),
+		sessions:  make(map[string]*clientState),
+		clients:   make(map[*client]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		sysStop:   make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.opts.Version == "" {
+		s.opts.Version = "dev"
+	}
+	s.index = topic.NewIndex[*clientState](func(st *clientState) bool { return st.connected.Load() })
+	a := opts.Auth
+	if a == nil {
+		if opts.AllowAnonymous {
+			a = openAuthorizer{}
+		} else {
+			a = closedAuthorizer{}
+		}
+	}
+	s.auth.Store(&authBox{a})
+	if s.opts.SysInterval >= 0 {
+		iv := s.opts.SysInterval
+		if iv == 0 {
+			iv = 10 * time.Second
+		}
+		s.wg.Add(1)
+		go s.sysLoop(iv)
+	}
+	return s, nil
+}
+
+// Limits returns the limits in force (defaults filled in).
+func (s *Server) Limits() Limits { return s.lim }
+
+// Serve accepts connections on ln until Shutdown or ctx is done. It returns
+// ErrServerClosed after Shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			delete(s.listeners, ln)
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				// Out of file descriptors or a transient error: back off
+				// rather than spin, as net/http does.
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				s.log.Warn("Accept failed; retrying", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				s.mu.Lock()
+				s.listeners[ln] = struct{}{}
+				s.mu.Unlock()
+				continue
+			}
+			return fmt.Errorf("broker: accept: %w", err)
+		}
+		backoff = 0
+		s.ServeConn(conn)
+	}
+}
+
+// ServeConn serves one already accepted connection (a listener adapter,
+// e.g. WebSocket, hands its connections here). It returns at once.
+func (s *Server) ServeConn(conn net.Conn) {
+	c := newClient(s, conn)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.clients[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go c.serve()
+}
+
+// Shutdown stops accepting, sends v5 clients DISCONNECT 0x8B (server
+// shutting down), closes every connection after flushing what it owes, and
+// waits for the client goroutines until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	clients := make([]*client, 0, len(s.clients))
+	for c := range s.clients {
+		clients = append(clients, c)
+	}
+	s.mu.Unlock()
+	s.sysOnce.Do(func() { close(s.sysStop) })
+
+	for _, c := range clients {
+		c.kick(packets.ServerShuttingDown, "")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range clients {
+			c.conn.Close()
+		}
+		return ctx.Err()
+	}
+}
+
+// SetAuthorizer swaps the users and permissions in force. Connections whose
+// principal is no longer valid under a are disconnected (v5: DISCONNECT
+// 0x87 with a reason string) and their sessions end; subscriptions the new
+// rules no longer allow are removed; everyone else keeps connection,
+// subscriptions and queued messages.
+func (s *Server) SetAuthorizer(a Authorizer) (revoked int) {
+	s.auth.Store(&authBox{a})
+
+	s.mu.Lock()
+	states := make([]*clientState, 0, len(s.sessions))
+	for _, st := range s.sessions {
+		states = append(states, st)
+	}
+	s.mu.Unlock()
+
+	for _, st := range states {
+		if !st.rebind(a) {
+			revoked++
+		}
+	}
+	return revoked
+}
+
+func (s *Server) authorizer() Authorizer { return s.auth.Load().a }
+
+// Stats returns a snapshot of the broker's counters.
+func (s *Server) Stats() StatsSnapshot { return s.stats.snapshot(s) }
+
+// removeClient forgets a finished connection.
+func (s *Server) removeClient(c *client) {
+	s.mu.Lock()
+	delete(s.clients, c)
+	s.mu.Unlock()
+}
+
+func (s *Server) protocolError(c *client, err error) {
+	s.stats.ProtocolErrors.Add(1)
+	if h := s.opts.Hooks.ProtocolError; h != nil {
+		h(err.Error())
+	}
+	s.log.Info("Protocol error; closing connection", "client", c.id, "remote", c.remote, "err", err)
+}

@@ -1,0 +1,89 @@
+package session
+
+// Outbound QoS handshake states of an inflight delivery.
+const (
+	AwaitAck  byte = iota // PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2)
+	AwaitComp             // PUBREL sent; waiting for PUBCOMP (QoS 2)
+)
+
+// Outflight is a QoS 1 or 2 delivery sent to the client and not yet
+// completed.
+type Outflight struct {
+	ID    uint16
+	State byte
+	Delivery
+}
+
+// Inflight is the ordered window of outbound QoS 1/2 deliveries and the
+// packet identifiers they hold. Acks usually arrive in order, so lookups
+// start at the front.
+//
+// Not safe for concurrent use; its session's lock guards it.
+type Inflight struct {
+	items  []Outflight
+	nextID uint16
+}
+
+// Len is the number of deliveries in flight.
+func (f *Inflight) Len() int { return len(f.items) }
+
+// Add records a delivery sent with packet id id and returns it.
+func (f *Inflight) Add(id uint16, d Delivery) {
+	f.items = append(f.items, Outflight{ID: id, State: AwaitAck, Delivery: d})
+}
+
+// Find returns the inflight entry with id, or nil.
+func (f *Inflight) Find(id uint16) *Outflight {
+	for i := range f.items {
+		if f.items[i].ID == id {
+			return &f.items[i]
+		}
+	}
+	return nil
+}
+
+// Remove deletes the entry with id, keeping the others in order.
+func (f *Inflight) Remove(id uint16) (Outflight, bool) {
+	for i := range f.items {
+		if f.items[i].ID == id {
+			o := f.items[i]
+			copy(f.items[i:], f.items[i+1:])
+			f.items[len(f.items)-1] = Outflight{}
+			f.items = f.items[:len(f.items)-1]
+			if len(f.items) == 0 && cap(f.items) > 64 {
+				f.items = nil
+			}
+			return o, true
+		}
+	}
+	return Outflight{}, false
+}
+
+// Range calls fn on each entry in send order until fn returns false.
+func (f *Inflight) Range(fn func(*Outflight) bool) {
+	for i := range f.items {
+		if !fn(&f.items[i]) {
+			return
+		}
+	}
+}
+
+// Clear forgets every entry.
+func (f *Inflight) Clear() { f.items = nil }
+
+// NextID allocates a packet identifier not in use by the window [MQTT-2.3.1-2].
+// ok is false when all 65,535 are taken.
+func (f *Inflight) NextID() (id uint16, ok bool) {
+	if len(f.items) >= 65535 {
+		return 0, false
+	}
+	for {
+		f.nextID++
+		if f.nextID == 0 {
+			f.nextID = 1
+		}
+		if f.Find(f.nextID) == nil {
+			return f.nextID, true
+		}
+	}
+}

@@ -1,0 +1,169 @@
+// Command fleetmq-broker runs the fleetmq MQTT broker.
+//
+//	fleetmq-broker [--config FILE] [--mqtt-addr ADDR] [--admin-addr ADDR] ...
+//	fleetmq-broker passwd < password
+//
+// An invalid flag or file prints one line naming the problem and exits 2.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/config"
+)
+
+// version is set by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
+// usageError is a bad flag or file: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+
+func main() {
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "fleetmq-broker:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "fleetmq-broker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "passwd" {
+		return runPasswd(args[1:], stdin, stdout)
+	}
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return serve(ctx, cfg, log)
+}
+
+// parseFlags reads --config, then lets every flag given override the file.
+func parseFlags(args []string, stderr io.Writer) (config.Config, error) {
+	fs := flag.NewFlagSet("fleetmq-broker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configFile := fs.String("config", "", "YAML configuration file")
+	mqttAddr := fs.String("mqtt-addr", ":1883", "plain MQTT listener address")
+	adminAddr := fs.String("admin-addr", ":8081", "admin API, health and metrics address")
+	tokenFile := fs.String("admin-token-file", "", "file holding the admin API bearer token")
+	authFile := fs.String("auth-file", "", "auth bundle (JSON), watched and reloaded")
+	anonymous := fs.Bool("allow-anonymous", false, "accept clients without credentials")
+	dataDir := fs.String("data-dir", "", "directory for persistent sessions and retained messages")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "json", "text or json")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+		}
+		return config.Config{}, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return config.Config{}, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *showVersion {
+		fmt.Fprintln(stderr, "fleetmq-broker", version)
+		os.Exit(0)
+	}
+	cfg := config.Default()
+	if *configFile != "" {
+		var err error
+		if cfg, err = config.Load(*configFile); err != nil {
+			return cfg, usageError{err}
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "mqtt-addr":
+			cfg.Listeners.MQTT = *mqttAddr
+		case "admin-addr":
+			cfg.Listeners.Admin = *adminAddr
+		case "admin-token-file":
+			cfg.AdminTokenFile = *tokenFile
+		case "auth-file":
+			cfg.AuthFile = *authFile
+		case "allow-anonymous":
+			cfg.AllowAnonymous = *anonymous
+		case "data-dir":
+			cfg.DataDir = *dataDir
+		case "log-level":
+			cfg.Log.Level = *logLevel
+		case "log-format":
+			cfg.Log.Format = *logFormat
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+func newLogger(l config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(l.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if l.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// serve runs the broker until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	srv, err := broker.New(broker.Options{
+		Limits:         cfg.Limits,
+		AllowAnonymous: cfg.AllowAnonymous,
+		SysInterval:    cfg.SysInterval.Duration,
+		Version:        version,
+		Logger:         log,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	ln, err := net.Listen("tcp", cfg.Listeners.MQTT)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listeners.MQTT, err)
+	}
+	log.Info("MQTT listener started", "addr", ln.Addr().String(), "version", version)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, ln) }()
+	select {
+	case err := <-errc:
+		if err != nil && !errors.Is(err, broker.ErrServerClosed) && ctx.Err() == nil {
+			return err
+		}
+	case <-ctx.Done():
+	}
+	log.Info("Shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("Stopped")
+	return nil
+}
