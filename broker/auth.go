@@ -26,13 +26,13 @@ type Authorizer interface {
 	Authenticate(username string, hasUsername bool, password []byte, clientID string) (Principal, AuthResult)
 	// Rebind re-resolves a principal granted by an earlier Authorizer against
 	// this one; a result other than AuthOK ends that client's connection.
-	Rebind(old Principal) (Principal, AuthResult)
+	Rebind(old Principal, clientID string) (Principal, AuthResult)
 	// AllowAnonymous reports whether clients without a username get in.
 	AllowAnonymous() bool
 }
 
 // allowAll is the principal of every client when no Authorizer is set.
-type allowAll struct{}
+type allowAll struct{ hadUsername bool }
 
 func (allowAll) CanPublish([]byte) bool   { return true }
 func (allowAll) CanSubscribe(string) bool { return true }
@@ -42,11 +42,16 @@ func (allowAll) CanRead([]byte) bool      { return true }
 // anonymous access is allowed.
 type openAuthorizer struct{}
 
-func (openAuthorizer) Authenticate(string, bool, []byte, string) (Principal, AuthResult) {
+func (openAuthorizer) Authenticate(_ string, hasUsername bool, _ []byte, _ string) (Principal, AuthResult) {
+	return allowAll{hadUsername: hasUsername}, AuthOK
+}
+func (openAuthorizer) Rebind(old Principal, _ string) (Principal, AuthResult) {
+	if ap, ok := old.(allowAll); ok {
+		return ap, AuthOK
+	}
 	return allowAll{}, AuthOK
 }
-func (openAuthorizer) Rebind(Principal) (Principal, AuthResult) { return allowAll{}, AuthOK }
-func (openAuthorizer) AllowAnonymous() bool                     { return true }
+func (openAuthorizer) AllowAnonymous() bool { return true }
 
 // closedAuthorizer refuses everyone: anonymous access is off and no bundle
 // has been loaded yet.
@@ -58,5 +63,7 @@ func (closedAuthorizer) Authenticate(_ string, hasUsername bool, _ []byte, _ str
 	}
 	return nil, AuthNotAuthorized
 }
-func (closedAuthorizer) Rebind(Principal) (Principal, AuthResult) { return nil, AuthNotAuthorized }
-func (closedAuthorizer) AllowAnonymous() bool                     { return false }
+func (closedAuthorizer) Rebind(Principal, string) (Principal, AuthResult) {
+	return nil, AuthNotAuthorized
+}
+func (closedAuthorizer) AllowAnonymous() bool { return false }

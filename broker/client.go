@@ -45,13 +45,12 @@ type client struct {
 
 	// Limits the client announced in CONNECT (v5); read by deliverers after
 	// attach, never changed afterwards.
-	maxPacketOut  uint32 // 0: no limit beyond the protocol's
-	receiveMax    uint16
-	aliasMaxOut   uint16
-	problemInfo   bool // v5 Request Problem Information
-	normalClose   atomic.Bool
-	closeReason   atomic.Uint32 // v5 reason code a kick asked for; 0 none
-	protocolFault atomic.Bool
+	maxPacketOut uint32 // 0: no limit beyond the protocol's
+	receiveMax   uint16
+	aliasMaxOut  uint16
+	problemInfo  bool // v5 Request Problem Information
+	normalClose  atomic.Bool
+	closeReason  atomic.Uint32 // v5 reason code a kick asked for; 0 none
 
 	// outMu guards out, spare, flushing, closing, closed and aliasesOut.
 	outMu      sync.Mutex
@@ -86,6 +85,10 @@ func protocolErr(code packets.ReasonCode, format string, args ...any) error {
 
 // errClientClosed ends the read loop after a normal DISCONNECT.
 var errClientClosed = errors.New("client disconnected")
+
+// errRefused ends the read loop after a CONNACK that refused the client
+// (credentials, limits, shutdown): logged where decided, not a protocol error.
+var errRefused = errors.New("connection refused")
 
 func (c *client) serve() {
 	defer c.srv.wg.Done()
@@ -351,7 +354,7 @@ func (c *client) finish(err error) {
 	s := c.srv
 	var pe *errProtocol
 	switch {
-	case errors.Is(err, errClientClosed):
+	case errors.Is(err, errClientClosed), errors.Is(err, errRefused):
 	case errors.As(err, &pe):
 		s.protocolError(c, err)
 		if c.st == nil {

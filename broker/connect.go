@@ -68,11 +68,12 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 		}
 		c.refuse(cp.Version, code)
 		s.log.Info("Connection refused", "client", c.id, "remote", c.remote, "username", cp.Username, "code", byte(code))
-		return protocolErr(code, "CONNECT refused: code 0x%02x", byte(code))
+		return errRefused
 	}
 	if s.stats.ClientsConnected.Load() >= int64(s.lim.MaxConnections) {
 		c.refuse(cp.Version, codeFor(cp.Version, packets.ConnRefusedServerUnavailable, packets.QuotaExceeded))
-		return protocolErr(packets.QuotaExceeded, "CONNECT refused: %d connections is the maximum", s.lim.MaxConnections)
+		s.log.Warn("Connection refused: connection limit reached", "client", c.id, "remote", c.remote, "max", s.lim.MaxConnections)
+		return errRefused
 	}
 
 	// Keepalive and the client's own limits.
@@ -120,7 +121,7 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 	st, present := s.attach(c, cp.CleanStart, cappedExpiry, principal, &ack)
 	if st == nil {
 		c.refuse(cp.Version, codeFor(cp.Version, packets.ConnRefusedServerUnavailable, packets.ServerUnavailable))
-		return protocolErr(packets.ServerUnavailable, "CONNECT refused: server shutting down")
+		return errRefused
 	}
 	s.stats.ConnectsTotal.Add(1)
 	s.log.Debug("Client connected", "client", c.id, "remote", c.remote, "version", byte(c.version), "sessionPresent", present)

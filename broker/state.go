@@ -194,7 +194,7 @@ func (st *clientState) rebind(a Authorizer) bool {
 	if old == nil {
 		return true
 	}
-	np, res := a.Rebind(old)
+	np, res := a.Rebind(old, st.id)
 	s := st.srv
 	if res != AuthOK {
 		s.stats.Revoked.Add(1)

@@ -44,6 +44,14 @@ type Listeners struct {
 	MQTT string `json:"mqtt,omitempty"`
 	// Admin is the admin API, health and metrics address (default ":8081").
 	Admin string `json:"admin,omitempty"`
+	// AdminTLS serves the admin API over TLS when set.
+	AdminTLS *TLSFiles `json:"adminTLS,omitempty"`
+}
+
+// TLSFiles name a certificate and its key (PEM), as cert-manager writes them.
+type TLSFiles struct {
+	CertFile string `json:"certFile"`
+	KeyFile  string `json:"keyFile"`
 }
 
 // Log configures the logger.
@@ -106,6 +114,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
 		}
+	}
+	if t := c.Listeners.AdminTLS; t != nil && (t.CertFile == "" || t.KeyFile == "") {
+		errs = append(errs, errors.New("listeners.adminTLS: certFile and keyFile are both required"))
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("limits: %w", err))

@@ -14,12 +14,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/admin"
 	"github.com/fleetmq/fleetmq/broker/config"
 )
 
@@ -131,7 +133,9 @@ func newLogger(l config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// serve runs the broker until ctx ends, then shuts down gracefully.
+// serve runs the broker and its admin API until ctx ends, then shuts down
+// gracefully: listeners close, v5 clients get DISCONNECT 0x8B, output is
+// flushed.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	srv, err := broker.New(broker.Options{
 		Limits:         cfg.Limits,
@@ -143,14 +147,58 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return usageError{err}
 	}
+	metrics := admin.NewMetrics(srv)
+	loader := admin.NewLoader(srv, log, metrics)
+	if cfg.AuthFile != "" {
+		// A bad bundle at start is a bad file: refuse to start rather than
+		// run with rules nobody asked for.
+		if _, err := loader.LoadFile(cfg.AuthFile); err != nil {
+			return usageError{err}
+		}
+		if err := loader.WatchFile(ctx, cfg.AuthFile); err != nil {
+			return err
+		}
+	}
+
 	ln, err := net.Listen("tcp", cfg.Listeners.MQTT)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listeners.MQTT, err)
 	}
 	log.Info("MQTT listener started", "addr", ln.Addr().String(), "version", version)
-
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ctx, ln) }()
+
+	var adminSrv *http.Server
+	if cfg.Listeners.Admin != "" {
+		h, err := admin.NewHandler(admin.HandlerOptions{
+			Loader: loader, Metrics: metrics, TokenFile: cfg.AdminTokenFile,
+			AllowAnonymous: cfg.AllowAnonymous, Log: log,
+		})
+		if err != nil {
+			return usageError{err}
+		}
+		if cfg.AdminTokenFile == "" {
+			log.Warn("No --admin-token-file: the admin API answers only /healthz and /readyz")
+		}
+		adminSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		aln, err := net.Listen("tcp", cfg.Listeners.Admin)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.Listeners.Admin, err)
+		}
+		log.Info("Admin API started", "addr", aln.Addr().String(), "tls", cfg.Listeners.AdminTLS != nil)
+		go func() {
+			var err error
+			if t := cfg.Listeners.AdminTLS; t != nil {
+				err = adminSrv.ServeTLS(aln, t.CertFile, t.KeyFile)
+			} else {
+				err = adminSrv.Serve(aln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("admin API: %w", err)
+			}
+		}()
+	}
+
 	select {
 	case err := <-errc:
 		if err != nil && !errors.Is(err, broker.ErrServerClosed) && ctx.Err() == nil {
@@ -161,6 +209,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	log.Info("Shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	if adminSrv != nil {
+		if err := adminSrv.Shutdown(sctx); err != nil {
+			log.Warn("Admin API shutdown", "err", err)
+		}
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -1,0 +1,213 @@
+// Package admin is the broker's management side: it applies auth bundles
+// from the mounted Secret file and from the operator's pushes, and serves
+// the admin HTTP API (auth, health, readiness, metrics).
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/authz"
+)
+
+// Errors Apply returns; the HTTP API maps them to status codes.
+var (
+	// ErrInvalidBundle wraps the validation errors of a refused bundle (400).
+	ErrInvalidBundle = errors.New("admin: invalid auth bundle")
+	// ErrStaleRevision: the bundle's revision is lower than the one in force,
+	// or equal with different content (409).
+	ErrStaleRevision = errors.New("admin: stale auth bundle revision")
+)
+
+// Applied describes the bundle in force.
+type Applied struct {
+	Revision       int64     `json:"revision"`
+	Hash           string    `json:"hash"`
+	AppliedAt      time.Time `json:"appliedAt"`
+	Source         string    `json:"source"`
+	Users          int       `json:"users"`
+	Rules          int       `json:"rules"`
+	AllowAnonymous bool      `json:"allowAnonymous"`
+	// Revoked is how many sessions the swap ended (only in Apply's answer).
+	Revoked int `json:"revoked,omitempty"`
+}
+
+// Loader applies auth bundles to a broker. Whichever source (file or API)
+// brings the higher revision wins; a bundle is compiled off to the side and
+// swapped in atomically, so the check path never waits for a reload.
+type Loader struct {
+	srv     *broker.Server
+	log     *slog.Logger
+	metrics *Metrics
+
+	// mu serializes applies so revisions compare against what is in force.
+	mu      sync.Mutex
+	current atomic.Pointer[state]
+}
+
+type state struct {
+	policy  *authz.Policy
+	applied Applied
+}
+
+// NewLoader returns a loader for srv; metrics may be nil.
+func NewLoader(srv *broker.Server, log *slog.Logger, metrics *Metrics) *Loader {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Loader{srv: srv, log: log, metrics: metrics}
+}
+
+// Current returns the bundle in force; ok is false before the first one.
+func (l *Loader) Current() (Applied, bool) {
+	st := l.current.Load()
+	if st == nil {
+		return Applied{}, false
+	}
+	return st.applied, true
+}
+
+// Apply parses, validates and compiles data, and swaps it in when its
+// revision is newer than the one in force (or force is set). An equal
+// revision with equal content is a no-op that reports success.
+func (l *Loader) Apply(data []byte, source string, force bool) (Applied, error) {
+	start := time.Now()
+	b, err := authz.Parse(data)
+	if err != nil {
+		l.metrics.reload("invalid")
+		return Applied{}, fmt.Errorf("%w: %w", ErrInvalidBundle, err)
+	}
+	policy, err := authz.Compile(b)
+	if err != nil {
+		l.metrics.reload("invalid")
+		return Applied{}, fmt.Errorf("%w: %w", ErrInvalidBundle, err)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := l.current.Load()
+	if cur != nil && !force {
+		switch {
+		case b.Revision < cur.applied.Revision:
+			l.metrics.reload("stale")
+			return cur.applied, fmt.Errorf("%w: revision %d is older than %d in force", ErrStaleRevision, b.Revision, cur.applied.Revision)
+		case b.Revision == cur.applied.Revision && policy.Hash() == cur.applied.Hash:
+			l.metrics.reload("unchanged")
+			return cur.applied, nil
+		case b.Revision == cur.applied.Revision:
+			l.metrics.reload("stale")
+			return cur.applied, fmt.Errorf("%w: revision %d is in force with other content (hash %s)", ErrStaleRevision, b.Revision, cur.applied.Hash)
+		}
+	}
+	if cur != nil {
+		policy.WarmCache(cur.policy)
+	}
+	revoked := l.srv.SetAuthorizer(broker.PolicyAuthorizer(policy))
+	applied := Applied{
+		Revision:       b.Revision,
+		Hash:           policy.Hash(),
+		AppliedAt:      time.Now().UTC(),
+		Source:         source,
+		Users:          len(b.Users),
+		Rules:          len(b.Rules),
+		AllowAnonymous: b.AllowAnonymous,
+	}
+	l.current.Store(&state{policy: policy, applied: applied})
+	elapsed := time.Since(start)
+	l.metrics.applied(applied.Revision, elapsed)
+	l.log.Info("Auth bundle applied", "revision", applied.Revision, "hash", applied.Hash, "source", source,
+		"users", applied.Users, "rules", applied.Rules, "revoked", revoked, "duration", elapsed)
+	applied.Revoked = revoked
+	return applied, nil
+}
+
+// LoadFile applies the bundle at path once (at start-up).
+func (l *Loader) LoadFile(path string) (Applied, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Applied{}, fmt.Errorf("auth file: %w", err)
+	}
+	a, err := l.Apply(data, "file", false)
+	if err != nil {
+		return a, fmt.Errorf("auth file %s: %w", path, err)
+	}
+	return a, nil
+}
+
+// WatchFile reloads path whenever it changes until ctx ends. It watches the
+// directory, not the file, so Kubernetes' atomic swap of the `..data`
+// symlink in a mounted Secret is seen. A bundle that fails to apply is
+// logged and the one in force stays.
+func (l *Loader) WatchFile(ctx context.Context, path string) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch auth file: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err := w.Add(dir); err != nil {
+		w.Close()
+		return fmt.Errorf("watch auth file directory %s: %w", dir, err)
+	}
+	go func() {
+		defer w.Close()
+		// Events come in bursts (a symlink swap is several); settle first.
+		const settle = 100 * time.Millisecond
+		var timer *time.Timer
+		fire := make(chan struct{}, 1)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if ev.Op == fsnotify.Chmod {
+					continue
+				}
+				if timer == nil {
+					timer = time.AfterFunc(settle, func() { fire <- struct{}{} })
+				} else {
+					timer.Reset(settle)
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				l.log.Warn("Auth file watch error", "err", err)
+			case <-fire:
+				l.reloadFile(path)
+			}
+		}
+	}()
+	return nil
+}
+
+func (l *Loader) reloadFile(path string) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			l.log.Error("Auth file unreadable; keeping the bundle in force", "path", path, "err", err)
+		}
+		return
+	}
+	_, err = l.Apply(data, "file", false)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrStaleRevision):
+		// The API pushed a newer revision than the Secret holds yet.
+		l.log.Debug("Auth file not newer than the bundle in force", "path", path, "err", err)
+	default:
+		l.log.Error("Auth file refused; keeping the bundle in force", "path", path, "err", err)
+	}
+}
