@@ -1,0 +1,149 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ACLAction is what a rule permits or denies.
+// +kubebuilder:validation:Enum=publish;subscribe
+type ACLAction string
+
+// Actions.
+const (
+	ActionPublish   ACLAction = "publish"
+	ActionSubscribe ACLAction = "subscribe"
+)
+
+// ACLEffect is allow or deny. A request is allowed when some allow rule
+// matches and no deny rule matches, whatever ACL they come from.
+// +kubebuilder:validation:Enum=allow;deny
+type ACLEffect string
+
+// Effects.
+const (
+	EffectAllow ACLEffect = "allow"
+	EffectDeny  ACLEffect = "deny"
+)
+
+// ACLSubjects are who a rule applies to: any user listed, any member of a
+// group listed, or any client whose id matches a pattern (`*` wildcard).
+// +kubebuilder:validation:XValidation:rule="size(self.users) + size(self.groups) + size(self.clientIDs) > 0",message="subjects: name at least one user, group or clientID"
+type ACLSubjects struct {
+	// users by username.
+	// +optional
+	// +listType=set
+	// +kubebuilder:default={}
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MinLength=1
+	Users []string `json:"users"`
+	// groups by name.
+	// +optional
+	// +listType=set
+	// +kubebuilder:default={}
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MinLength=1
+	Groups []string `json:"groups"`
+	// clientIDs, exact or with `*` wildcards.
+	// +optional
+	// +listType=set
+	// +kubebuilder:default={}
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MinLength=1
+	ClientIDs []string `json:"clientIDs"`
+}
+
+// ACLRule permits or denies actions on topic filters to subjects.
+type ACLRule struct {
+	// subjects the rule applies to.
+	// +required
+	Subjects ACLSubjects `json:"subjects"`
+
+	// topics are MQTT topic filters; `+` is one whole level, `#` the last
+	// level only; `%u` and `%c` expand to the username and client id.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="self.all(t, t.matches('^(#|(\\\\+|[^+#/]*)(/(\\\\+|[^+#/]*))*(/#)?)$'))",message="topics: '#' is allowed only as the whole last level and '+' only as a whole level (e.g. sensors/+/temp, sensors/#)"
+	Topics []string `json:"topics"`
+
+	// actions the rule covers.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +listType=set
+	Actions []ACLAction `json:"actions"`
+
+	// effect of the rule.
+	// +optional
+	// +kubebuilder:default=allow
+	Effect ACLEffect `json:"effect,omitempty"`
+}
+
+// ACLSpec is a set of topic permissions on one Broker.
+type ACLSpec struct {
+	// brokerRef is the Broker, in this namespace, the rules apply to.
+	// +required
+	BrokerRef BrokerReference `json:"brokerRef"`
+
+	// rules of this ACL. Order does not matter.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=1000
+	// +listType=atomic
+	Rules []ACLRule `json:"rules"`
+}
+
+// ACLStatus is the observed state of an ACL.
+type ACLStatus struct {
+	// observedGeneration is the generation the status was computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ruleCount is the number of rules compiled into the bundle.
+	// +optional
+	RuleCount int32 `json:"ruleCount,omitempty"`
+	// appliedRevision is the lowest auth bundle revision applied by every
+	// ready broker pod that contains these rules.
+	// +optional
+	AppliedRevision int64 `json:"appliedRevision,omitempty"`
+}
+
+// ACL is a set of topic permissions on one Broker.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mqttacl,categories=fleetmq
+// +kubebuilder:printcolumn:name="Broker",type=string,JSONPath=`.spec.brokerRef.name`
+// +kubebuilder:printcolumn:name="Rules",type=integer,JSONPath=`.status.ruleCount`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ACL struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired permissions.
+	// +required
+	Spec ACLSpec `json:"spec"`
+	// status is what the operator observed.
+	// +optional
+	Status ACLStatus `json:"status,omitempty"`
+}
+
+// ACLList is a list of ACLs.
+//
+// +kubebuilder:object:root=true
+type ACLList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ACL `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ACL{}, &ACLList{})
+}

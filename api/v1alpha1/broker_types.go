@@ -1,0 +1,364 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// BrokerSpec is the desired state of one MQTT broker of one tenant.
+type BrokerSpec struct {
+	// image is the broker container image. Defaults to the operator's
+	// --broker-image.
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// replicas is the number of broker pods. Brokers do not cluster yet, so
+	// only 1 is allowed.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:XValidation:rule="self == 1",message="replicas must be 1: fleetmq brokers do not cluster yet"
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// listeners are the endpoints clients connect to.
+	// +optional
+	// +kubebuilder:default={mqtt:{port:1883}}
+	Listeners Listeners `json:"listeners,omitempty"`
+
+	// service shapes the client Service.
+	// +optional
+	Service ServiceSpec `json:"service,omitempty"`
+
+	// persistence keeps sessions and retained messages on a
+	// PersistentVolumeClaim. Absent: an emptyDir, lost with the pod.
+	// +optional
+	Persistence *PersistenceSpec `json:"persistence,omitempty"`
+
+	// resources of the broker container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// limits bound clients and the broker; absent fields take the broker's
+	// defaults.
+	// +optional
+	Limits BrokerLimits `json:"limits,omitempty"`
+
+	// allowAnonymous accepts clients without a username.
+	// +optional
+	// +kubebuilder:default=false
+	AllowAnonymous bool `json:"allowAnonymous,omitempty"`
+
+	// pod overrides the broker pods' scheduling and metadata.
+	// +optional
+	Pod PodOverrides `json:"pod,omitempty"`
+
+	// podDisruptionBudget for the broker pods. Absent: maxUnavailable 1.
+	// +optional
+	PodDisruptionBudget *PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
+
+	// monitoring integrations.
+	// +optional
+	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
+
+	// logLevel of the broker.
+	// +optional
+	// +kubebuilder:default=info
+	// +kubebuilder:validation:Enum=debug;info;warn;error
+	LogLevel string `json:"logLevel,omitempty"`
+}
+
+// Listeners are the broker's client endpoints.
+// +kubebuilder:validation:XValidation:rule="!has(self.tls) || self.tls.port != self.mqtt.port",message="listeners.tls.port must differ from listeners.mqtt.port"
+// +kubebuilder:validation:XValidation:rule="!has(self.websocket) || self.websocket.port != self.mqtt.port",message="listeners.websocket.port must differ from listeners.mqtt.port"
+type Listeners struct {
+	// mqtt is the plain TCP listener.
+	// +optional
+	// +kubebuilder:default={port:1883}
+	MQTT MQTTListener `json:"mqtt,omitempty"`
+
+	// tls is an MQTT-over-TLS listener with the certificate from a Secret.
+	// +optional
+	TLS *TLSListener `json:"tls,omitempty"`
+
+	// websocket is an MQTT-over-WebSocket listener.
+	// +optional
+	WebSocket *WebSocketListener `json:"websocket,omitempty"`
+}
+
+// MQTTListener is the plain MQTT listener.
+type MQTTListener struct {
+	// port clients connect to.
+	// +optional
+	// +kubebuilder:default=1883
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+}
+
+// TLSListener serves MQTT over TLS.
+type TLSListener struct {
+	// port clients connect to.
+	// +optional
+	// +kubebuilder:default=8883
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+
+	// secretName is a Secret in the Broker's namespace with tls.crt, tls.key
+	// and (for client certificates) ca.crt, as cert-manager writes them.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	SecretName string `json:"secretName"`
+
+	// clientAuth: None, Optional (verify when presented) or Required.
+	// +optional
+	// +kubebuilder:default=None
+	// +kubebuilder:validation:Enum=None;Optional;Required
+	ClientAuth string `json:"clientAuth,omitempty"`
+
+	// useCommonNameAsUsername takes the username from a verified client
+	// certificate's subject CN.
+	// +optional
+	UseCommonNameAsUsername bool `json:"useCommonNameAsUsername,omitempty"`
+}
+
+// WebSocketListener serves MQTT over WebSocket.
+type WebSocketListener struct {
+	// port clients connect to.
+	// +optional
+	// +kubebuilder:default=8080
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+
+	// path of the WebSocket endpoint.
+	// +optional
+	// +kubebuilder:default="/mqtt"
+	// +kubebuilder:validation:Pattern=`^/`
+	Path string `json:"path,omitempty"`
+}
+
+// ServiceSpec shapes the client Service.
+type ServiceSpec struct {
+	// type of the Service.
+	// +optional
+	// +kubebuilder:default=ClusterIP
+	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+	Type corev1.ServiceType `json:"type,omitempty"`
+
+	// annotations added to the Service (e.g. for a cloud load balancer).
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// loadBalancerSourceRanges restricts a LoadBalancer to these CIDRs.
+	// +optional
+	// +listType=set
+	LoadBalancerSourceRanges []string `json:"loadBalancerSourceRanges,omitempty"`
+}
+
+// PersistenceSpec asks for a PersistentVolumeClaim per broker pod.
+type PersistenceSpec struct {
+	// storageClassName of the claim; absent uses the cluster default.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// size of the claim.
+	// +optional
+	// +kubebuilder:default="1Gi"
+	Size resource.Quantity `json:"size,omitempty"`
+}
+
+// BrokerLimits bound what clients may use.
+type BrokerLimits struct {
+	// maxConnections is the number of concurrent client connections.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxConnections *int32 `json:"maxConnections,omitempty"`
+
+	// maxPacketSize is the largest MQTT packet accepted, in bytes.
+	// +optional
+	// +kubebuilder:validation:Minimum=64
+	// +kubebuilder:validation:Maximum=268435455
+	MaxPacketSize *int32 `json:"maxPacketSize,omitempty"`
+
+	// maxInflight is the QoS 1/2 window per client, both ways.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	MaxInflight *int32 `json:"maxInflight,omitempty"`
+
+	// maxQueuedMessages a session holds while its client is offline or slow.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxQueuedMessages *int32 `json:"maxQueuedMessages,omitempty"`
+
+	// maxSessionExpirySeconds caps how long an offline session is kept.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	MaxSessionExpirySeconds *int64 `json:"maxSessionExpirySeconds,omitempty"`
+}
+
+// PodOverrides are merged into the broker pods.
+type PodOverrides struct {
+	// labels added to the pods (the operator's own labels win).
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// annotations added to the pods.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// nodeSelector of the pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// tolerations of the pods.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// affinity of the pods.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+	// topologySpreadConstraints of the pods.
+	// +optional
+	// +listType=atomic
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// priorityClassName of the pods.
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// securityContext of the pods. Absent: non-root, read-only root
+	// filesystem, no privilege escalation, RuntimeDefault seccomp.
+	// +optional
+	SecurityContext *corev1.PodSecurityContext `json:"securityContext,omitempty"`
+}
+
+// PodDisruptionBudgetSpec configures the PodDisruptionBudget.
+type PodDisruptionBudgetSpec struct {
+	// enabled creates the PodDisruptionBudget.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+	// maxUnavailable pods during a voluntary disruption. With one replica,
+	// 0 blocks node drains until the broker is moved by hand.
+	// +optional
+	// +kubebuilder:default=1
+	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+}
+
+// MonitoringSpec configures monitoring integrations.
+type MonitoringSpec struct {
+	// serviceMonitor creates a Prometheus Operator ServiceMonitor for the
+	// broker's metrics, when that CRD is installed.
+	// +optional
+	ServiceMonitor *ServiceMonitorSpec `json:"serviceMonitor,omitempty"`
+}
+
+// ServiceMonitorSpec configures the ServiceMonitor.
+type ServiceMonitorSpec struct {
+	// enabled creates the ServiceMonitor.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+	// interval between scrapes.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
+	Interval string `json:"interval,omitempty"`
+	// labels added to the ServiceMonitor (for a Prometheus selector).
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// BrokerStatus is the observed state of a Broker.
+type BrokerStatus struct {
+	// observedGeneration is the generation the status was computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Available, AuthSynced.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// readyReplicas is the number of ready broker pods.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// endpoints clients use, one per listener.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+
+	// authRevision is the revision of the auth bundle the operator last
+	// compiled for this Broker; authHash its content hash.
+	// +optional
+	AuthRevision int64 `json:"authRevision,omitempty"`
+	// +optional
+	AuthHash string `json:"authHash,omitempty"`
+
+	// pods reports each broker pod and the auth revision it applied.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Pods []BrokerPodStatus `json:"pods,omitempty"`
+}
+
+// Endpoint is one listener's address.
+type Endpoint struct {
+	// name of the listener: mqtt, mqtts or ws.
+	Name string `json:"name"`
+	// address as host:port (the Service's cluster DNS name).
+	Address string `json:"address"`
+	// url such as mqtt://host:1883 or ws://host:8080/mqtt.
+	// +optional
+	URL string `json:"url,omitempty"`
+}
+
+// BrokerPodStatus is one broker pod.
+type BrokerPodStatus struct {
+	// name of the pod.
+	Name string `json:"name"`
+	// ready reports the pod's Ready condition.
+	Ready bool `json:"ready"`
+	// appliedRevision is the auth bundle revision the pod reported.
+	// +optional
+	AppliedRevision int64 `json:"appliedRevision,omitempty"`
+	// lastError of the last push to the pod, if it failed.
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+}
+
+// Broker is one MQTT broker of one tenant.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mqttbroker,categories=fleetmq
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Auth",type=integer,JSONPath=`.status.authRevision`,description="Auth bundle revision"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Broker struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired broker.
+	// +optional
+	Spec BrokerSpec `json:"spec,omitempty"`
+	// status is what the operator observed.
+	// +optional
+	Status BrokerStatus `json:"status,omitempty"`
+}
+
+// BrokerList is a list of Brokers.
+//
+// +kubebuilder:object:root=true
+type BrokerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Broker `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Broker{}, &BrokerList{})
+}
