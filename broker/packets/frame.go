@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 var errRemaining = fmt.Errorf("%w: %w", ErrMalformed, ErrIncompleteRemaining)
@@ -41,7 +42,7 @@ func Frame(buf []byte, maxSize int) (first byte, body []byte, n int, err error) 
 }
 
 // ReadPacket reads one packet from r. The body is read into buf when it is
-// large enough, else into a new slice. It is meant for simple clients and
+// large enough, else into a new slice that grows as the bytes arrive. It is meant for simple clients and
 // tests; the broker frames packets out of its own read buffer with Frame.
 //
 // io.EOF means r ended before the first byte; an end inside the packet is
@@ -70,16 +71,33 @@ func ReadPacket(r io.Reader, buf []byte, maxSize int) (first byte, body []byte, 
 	if total := 1 + vn + rl; maxSize > 0 && total > maxSize {
 		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrPacketTooLarge, total, maxSize)
 	}
-	if cap(buf) >= rl {
-		body = buf[:rl]
-	} else {
-		body = make([]byte, rl)
-	}
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err = readBody(r, buf[:0], rl)
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return 0, nil, err
 	}
 	return hdr[0], body, nil
+}
+
+// readBody reads n bytes into buf. Beyond buf's capacity it grows the
+// buffer as bytes arrive, so a peer cannot make it allocate the 256 MB a
+// remaining length may claim by sending five bytes.
+func readBody(r io.Reader, buf []byte, n int) ([]byte, error) {
+	const step = 64 << 10
+	if cap(buf) >= n {
+		buf = buf[:n]
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	for len(buf) < n {
+		chunk := min(n-len(buf), max(len(buf), step))
+		buf = slices.Grow(buf, chunk)
+		if _, err := io.ReadFull(r, buf[len(buf):len(buf)+chunk]); err != nil {
+			return nil, err
+		}
+		buf = buf[:len(buf)+chunk]
+	}
+	return buf, nil
 }

@@ -346,7 +346,12 @@ func (p *Properties) blockSize(t Type) int {
 // appendBlock appends the property block of packet type t, length prefix
 // included. It writes what Size(t) counts, in the same order.
 func (p *Properties) appendBlock(dst []byte, t Type) []byte {
-	dst = AppendRemainingLength(dst, p.Size(t))
+	return p.appendSized(dst, t, p.Size(t))
+}
+
+// appendSized is appendBlock for a caller that already knows Size(t).
+func (p *Properties) appendSized(dst []byte, t Type, size int) []byte {
+	dst = AppendRemainingLength(dst, size)
 	if p.HasPayloadFormat && t.allows(propPayloadFormat) {
 		dst = append(dst, propPayloadFormat, p.PayloadFormat)
 	}

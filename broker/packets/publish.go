@@ -81,31 +81,38 @@ func (p *Publish) Decode(v Version, flags byte, body []byte) error {
 	return nil
 }
 
-func (p *Publish) remaining(v Version) int {
-	n := 2 + len(p.Topic) + len(p.Payload)
+// remaining returns the remaining length and, for v5, the size of the
+// property block without its length prefix.
+func (p *Publish) remaining(v Version) (rl, props int) {
+	rl = 2 + len(p.Topic) + len(p.Payload)
 	if p.QoS > 0 {
-		n += 2
+		rl += 2
 	}
 	if v == V5 {
-		n += p.Props.blockSize(PUBLISH)
+		props = p.Props.Size(PUBLISH)
+		rl += RemainingLengthSize(props) + props
 	}
-	return n
+	return rl, props
 }
 
 // Size is the number of bytes Append adds.
-func (p *Publish) Size(v Version) int { return packetSize(p.remaining(v)) }
+func (p *Publish) Size(v Version) int {
+	rl, _ := p.remaining(v)
+	return packetSize(rl)
+}
 
 // Append appends the PUBLISH packet for version v. The Packet Identifier is
 // written only when QoS > 0. Append allocates nothing when dst has room.
 func (p *Publish) Append(dst []byte, v Version) []byte {
 	dst = append(dst, byte(PUBLISH)<<4|boolBit(p.Dup, publishDup)|(p.QoS&3)<<1|boolBit(p.Retain, publishRetain))
-	dst = AppendRemainingLength(dst, p.remaining(v))
+	rl, props := p.remaining(v)
+	dst = AppendRemainingLength(dst, rl)
 	dst = appendString(dst, p.Topic)
 	if p.QoS > 0 {
 		dst = appendUint16(dst, p.PacketID)
 	}
 	if v == V5 {
-		dst = p.Props.appendBlock(dst, PUBLISH)
+		dst = p.Props.appendSized(dst, PUBLISH, props)
 	}
 	return append(dst, p.Payload...)
 }

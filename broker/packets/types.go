@@ -5,6 +5,44 @@
 // broker's hot path can decode a PUBLISH, route it and encode it again
 // without allocating; a caller that keeps a packet beyond the life of the
 // read buffer must Clone it. Encoders append to a caller-owned slice.
+//
+// # Reading packets
+//
+// The broker appends socket reads to a buffer and calls Frame until it
+// reports that more bytes are needed; Frame refuses a packet larger than the
+// limit as soon as its fixed header is in. The high nibble of the first
+// byte selects the decoder, the low nibble is passed to it as flags:
+//
+//	first, body, n, err := packets.Frame(buf, maxSize)
+//	switch packets.Type(first >> 4) {
+//	case packets.PUBLISH:
+//		err = pub.Decode(version, first&0x0F, body)
+//	...
+//	}
+//
+// Only Publish.Decode aliases body (Topic, Payload, CorrelationData); the
+// other decoders copy, so a CONNECT's will, say, is safe to keep.
+//
+// # Validation and reason codes
+//
+// Decoders check everything the spec lets a receiver check on one packet
+// in isolation: reserved flags, lengths, UTF-8 [MQTT-1.5.4], topic names and
+// filters, which properties a packet may carry and how often, property
+// values, reason codes. What needs session state (topic alias range,
+// packet identifiers in use, Maximum QoS, a second CONNECT) is the
+// broker's. Every decode error wraps a sentinel; Code maps it to the v5
+// reason code to put in CONNACK or DISCONNECT, using the spec's split
+// between a Malformed Packet (cannot be parsed) and a Protocol Error
+// (parsed, but not allowed).
+//
+// # Writing packets
+//
+// Append writes the shortest valid form (a v5 PUBACK with Success and no
+// properties is four bytes) and only the properties the packet type may
+// carry. Size returns exactly the number of bytes Append adds, so the
+// broker can respect a client's Maximum Packet Size before encoding.
+// Append does not validate: strings over 65,535 bytes or a packet over
+// MaxRemainingLength produce garbage.
 package packets
 
 import "errors"
