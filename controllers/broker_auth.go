@@ -1,0 +1,304 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+	"github.com/fleetmq/fleetmq/internal/authsync"
+	"github.com/fleetmq/fleetmq/internal/resource"
+)
+
+// PodResolver finds the admin API address (host:port) of a broker pod. The
+// default uses the pod IP; tests point it at brokers on loopback.
+type PodResolver interface {
+	AdminAddress(pod *corev1.Pod) (string, bool)
+}
+
+// PodIPResolver addresses a pod by its IP and the admin port.
+type PodIPResolver struct{}
+
+// AdminAddress returns podIP:8081.
+func (PodIPResolver) AdminAddress(pod *corev1.Pod) (string, bool) {
+	if pod.Status.PodIP == "" {
+		return "", false
+	}
+	return net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(resource.AdminPort)), true
+}
+
+// Field indexes on Users and ACLs.
+const (
+	indexBrokerRef  = "spec.brokerRef.name"
+	indexUserSecret = "passwordSecretName"
+)
+
+// reconcileAuthBundle compiles every User and ACL of b into the bundle and
+// writes the auth Secret when its content changed. The Secret is the
+// durable copy: a pod that restarts while the operator is down starts with
+// the right users.
+func (r *BrokerReconciler) reconcileAuthBundle(ctx context.Context, b *mqttv1alpha1.Broker) (*authsync.Result, error) {
+	var users mqttv1alpha1.UserList
+	if err := r.List(ctx, &users, client.InNamespace(b.Namespace), client.MatchingFields{indexBrokerRef: b.Name}); err != nil {
+		return nil, fmt.Errorf("list Users: %w", err)
+	}
+	var acls mqttv1alpha1.ACLList
+	if err := r.List(ctx, &acls, client.InNamespace(b.Namespace), client.MatchingFields{indexBrokerRef: b.Name}); err != nil {
+		return nil, fmt.Errorf("list ACLs: %w", err)
+	}
+	secrets := map[string]*corev1.Secret{}
+	for i := range users.Items {
+		name := passwordSecretName(&users.Items[i])
+		if _, seen := secrets[name]; seen {
+			continue
+		}
+		var s corev1.Secret
+		err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, &s)
+		switch {
+		case err == nil:
+			secrets[name] = &s
+		case apierrors.IsNotFound(err):
+		default:
+			return nil, fmt.Errorf("get Secret %s: %w", name, err)
+		}
+	}
+
+	var authSecret corev1.Secret
+	var prev *authsync.State
+	err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: resource.AuthSecretName(b)}, &authSecret)
+	switch {
+	case err == nil:
+		if data := authSecret.Data[resource.AuthStateKey]; len(data) > 0 {
+			if prev, err = authsync.ParseState(data); err != nil {
+				// Corrupt bookkeeping only costs re-hashing; start over
+				// above the revision the brokers may hold.
+				log.FromContext(ctx).Error(err, "Auth state unreadable; recompiling from scratch")
+				prev = &authsync.State{Revision: revisionOf(authSecret.Data[resource.AuthFile])}
+			}
+		}
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("get auth Secret: %w", err)
+	}
+
+	res, err := authsync.Compile(authsync.Input{
+		Broker: b, Users: users.Items, ACLs: acls.Items, Secrets: secrets,
+		Previous: prev, HashPassword: r.HashPassword,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("compile auth bundle: %w", err)
+	}
+	state, err := res.State.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("encode auth state: %w", err)
+	}
+	if bytes.Equal(authSecret.Data[resource.AuthFile], res.BundleJSON) && bytes.Equal(authSecret.Data[resource.AuthStateKey], state) {
+		return res, nil
+	}
+	if err := apply(ctx, r.Client, r.Scheme, b, resource.AuthSecret(b, res.BundleJSON, state)); err != nil {
+		return nil, err
+	}
+	if res.Changed {
+		r.event(b, corev1.EventTypeNormal, "AuthBundleCompiled", "Compiled auth bundle revision %d: %d users, %d rules",
+			res.Bundle.Revision, len(res.Bundle.Users), len(res.Bundle.Rules))
+	}
+	return res, nil
+}
+
+// pushAuth brings every ready pod to the desired revision over the admin
+// API and records what each pod reports. A pod that is down gets a short
+// timeout; the Broker is requeued with backoff, other Brokers go on.
+func (r *BrokerReconciler) pushAuth(ctx context.Context, b *mqttv1alpha1.Broker, token string, st *brokerState) {
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(b.Namespace), client.MatchingLabels(resource.Labels(b))); err != nil {
+		st.pushErr = fmt.Errorf("list pods: %w", err)
+		return
+	}
+	slices.SortFunc(pods.Items, func(a, c corev1.Pod) int { return strings.Compare(a.Name, c.Name) })
+	desired := st.auth.Bundle.Revision
+	ac := r.NewAuthClient(token)
+	st.pods = []mqttv1alpha1.BrokerPodStatus{}
+	st.synced = true
+	var errs []error
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		ps := mqttv1alpha1.BrokerPodStatus{Name: pod.Name, Ready: podReady(pod)}
+		if !ps.Ready || !pod.DeletionTimestamp.IsZero() {
+			ps.Ready = false
+			st.pods = append(st.pods, ps)
+			continue
+		}
+		st.readyIPs++
+		addr, ok := r.Resolver.AdminAddress(pod)
+		if !ok {
+			ps.LastError = "pod has no address yet"
+			st.synced = false
+			st.pods = append(st.pods, ps)
+			continue
+		}
+		applied, err := r.pushPod(ctx, ac, addr, st.auth.BundleJSON, desired)
+		ps.AppliedRevision = applied
+		if err != nil {
+			ps.LastError = err.Error()
+			errs = append(errs, fmt.Errorf("pod %s: %w", pod.Name, err))
+		}
+		if applied < desired {
+			st.synced = false
+		}
+		st.pods = append(st.pods, ps)
+	}
+	if st.readyIPs == 0 {
+		st.synced = false
+	}
+	st.pushErr = errors.Join(errs...)
+	if st.pushErr != nil {
+		log.FromContext(ctx).Info("Auth push failed; will retry", "err", st.pushErr)
+	}
+}
+
+// pushPod reads the pod's revision and sends the bundle when it is behind.
+func (r *BrokerReconciler) pushPod(ctx context.Context, ac authsync.Client, addr string, bundle []byte, desired int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.PushTimeout)
+	defer cancel()
+	cur, err := ac.GetAuth(ctx, addr)
+	if err != nil {
+		return 0, err
+	}
+	if cur.Revision >= desired {
+		return cur.Revision, nil
+	}
+	got, err := ac.PutAuth(ctx, addr, bundle)
+	if err != nil {
+		if errors.Is(err, authsync.ErrStale) {
+			// The pod holds a newer revision than ours (a previous
+			// operator's); the next compile will count above it.
+			return cur.Revision, err
+		}
+		return cur.Revision, err
+	}
+	return got.Revision, nil
+}
+
+// updateObjectStatuses sets Ready on each User and ACL of b: true once
+// every ready pod applied a revision containing the object as it is now.
+func (r *BrokerReconciler) updateObjectStatuses(ctx context.Context, b *mqttv1alpha1.Broker, st *brokerState) error {
+	minApplied := int64(-1)
+	for _, p := range st.pods {
+		if p.Ready && (minApplied < 0 || p.AppliedRevision < minApplied) {
+			minApplied = p.AppliedRevision
+		}
+	}
+	var errs []error
+	var users mqttv1alpha1.UserList
+	if err := r.List(ctx, &users, client.InNamespace(b.Namespace), client.MatchingFields{indexBrokerRef: b.Name}); err != nil {
+		return fmt.Errorf("list Users: %w", err)
+	}
+	for i := range users.Items {
+		u := &users.Items[i]
+		os, ok := st.auth.Users[u.Name]
+		if !ok {
+			continue
+		}
+		orig := u.DeepCopy()
+		u.Status.Username = os.Username
+		u.Status.SecretName = os.SecretName
+		u.Status.AppliedRevision = appliedFor(os, minApplied)
+		setObjectReady(&u.Status.Conditions, u.Generation, os, minApplied)
+		u.Status.ObservedGeneration = u.Generation
+		if !equality.Semantic.DeepEqual(orig.Status, u.Status) {
+			if err := r.Status().Patch(ctx, u, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("patch User %s status: %w", u.Name, err))
+			}
+		}
+	}
+	var acls mqttv1alpha1.ACLList
+	if err := r.List(ctx, &acls, client.InNamespace(b.Namespace), client.MatchingFields{indexBrokerRef: b.Name}); err != nil {
+		return fmt.Errorf("list ACLs: %w", err)
+	}
+	for i := range acls.Items {
+		a := &acls.Items[i]
+		os, ok := st.auth.ACLs[a.Name]
+		if !ok {
+			continue
+		}
+		orig := a.DeepCopy()
+		a.Status.RuleCount = os.RuleCount
+		a.Status.AppliedRevision = appliedFor(os, minApplied)
+		setObjectReady(&a.Status.Conditions, a.Generation, os, minApplied)
+		a.Status.ObservedGeneration = a.Generation
+		if !equality.Semantic.DeepEqual(orig.Status, a.Status) {
+			if err := r.Status().Patch(ctx, a, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("patch ACL %s status: %w", a.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// appliedFor is the revision every ready pod applied, when it contains the
+// object; 0 otherwise.
+func appliedFor(os authsync.ObjectStatus, minApplied int64) int64 {
+	if os.Included && minApplied >= os.IncludedRevision {
+		return minApplied
+	}
+	return 0
+}
+
+func setObjectReady(conds *[]metav1.Condition, gen int64, os authsync.ObjectStatus, minApplied int64) {
+	c := metav1.Condition{Type: mqttv1alpha1.ConditionReady, Status: metav1.ConditionFalse, ObservedGeneration: gen}
+	switch {
+	case !os.Included:
+		c.Reason, c.Message = os.Reason, os.Message
+	case minApplied < 0:
+		c.Reason = mqttv1alpha1.ReasonPending
+		c.Message = fmt.Sprintf("in auth revision %d; no broker pod is ready to apply it", os.IncludedRevision)
+	case minApplied < os.IncludedRevision:
+		c.Reason = mqttv1alpha1.ReasonPending
+		c.Message = fmt.Sprintf("in auth revision %d; broker pods applied %d so far", os.IncludedRevision, minApplied)
+	default:
+		c.Status = metav1.ConditionTrue
+		c.Reason = mqttv1alpha1.ReasonSynced
+		c.Message = fmt.Sprintf("applied by every ready broker pod (revision %d)", minApplied)
+	}
+	meta.SetStatusCondition(conds, c)
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// passwordSecretName is the Secret holding a User's password.
+func passwordSecretName(u *mqttv1alpha1.User) string {
+	if ref := u.Spec.PasswordSecretRef; ref != nil {
+		return ref.Name
+	}
+	return resource.UserSecretName(u)
+}
+
+// revisionOf reads the revision out of a bundle, 0 when unreadable.
+func revisionOf(bundle []byte) int64 {
+	var v struct {
+		Revision int64 `json:"revision"`
+	}
+	_ = json.Unmarshal(bundle, &v)
+	return v.Revision
+}

@@ -1,0 +1,223 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+	"github.com/fleetmq/fleetmq/broker/authz"
+	"github.com/fleetmq/fleetmq/internal/authsync"
+	"github.com/fleetmq/fleetmq/internal/resource"
+)
+
+// Config wires the controllers into a manager.
+type Config struct {
+	// BrokerImage is the default broker image.
+	BrokerImage string
+	// HashIterations is the PBKDF2 count for password hashes
+	// (authz.DefaultIterations when 0).
+	HashIterations int
+	// Resolver finds pods' admin API addresses (PodIPResolver when nil).
+	Resolver PodResolver
+	// NewAuthClient builds the admin API client for a token (HTTP when nil).
+	NewAuthClient func(token string) authsync.Client
+	// PushTimeout bounds one push to one pod (3 s when 0).
+	PushTimeout time.Duration
+	// MaxConcurrentReconciles of the Broker controller (4 when 0): a slow
+	// or unreachable broker does not hold up the others.
+	MaxConcurrentReconciles int
+}
+
+// CacheOptions keeps the operator's memory bounded: of Secrets and Pods it
+// caches only those labelled for it, never every Secret in the cluster.
+func CacheOptions() cache.Options {
+	credentials, _ := labels.NewRequirement(resource.LabelCredentials, selection.Equals, []string{"true"})
+	managed, _ := labels.NewRequirement(resource.LabelManagedBy, selection.Equals, []string{resource.FieldManager})
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.NewSelector().Add(*credentials)},
+			&corev1.Pod{}:    {Label: labels.NewSelector().Add(*managed)},
+		},
+	}
+}
+
+// Setup registers the field indexes and the three controllers.
+func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
+	if err := setupIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	iterations := cfg.HashIterations
+	if iterations == 0 {
+		iterations = authz.DefaultIterations
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = PodIPResolver{}
+	}
+	if cfg.NewAuthClient == nil {
+		httpClient := &http.Client{Timeout: 10 * time.Second}
+		cfg.NewAuthClient = func(token string) authsync.Client {
+			return &authsync.HTTPClient{Token: token, HTTP: httpClient}
+		}
+	}
+	if cfg.PushTimeout == 0 {
+		cfg.PushTimeout = 3 * time.Second
+	}
+	if cfg.MaxConcurrentReconciles == 0 {
+		cfg.MaxConcurrentReconciles = 4
+	}
+	recorder := mgr.GetEventRecorder(resource.FieldManager)
+
+	br := &BrokerReconciler{
+		Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: recorder,
+		Options:       resource.Options{DefaultImage: cfg.BrokerImage},
+		HashPassword:  func(pw []byte) (string, error) { return authz.HashPassword(pw, iterations) },
+		NewAuthClient: cfg.NewAuthClient, Resolver: cfg.Resolver, PushTimeout: cfg.PushTimeout,
+	}
+	toBroker := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: brokerRefOf(o)}}}
+	})
+	err := ctrl.NewControllerManagedBy(mgr).
+		For(&mqttv1alpha1.Broker{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Secret{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&mqttv1alpha1.User{}, toBroker, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&mqttv1alpha1.ACL{}, toBroker, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(br.secretToBrokers)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToBroker)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: cfg.MaxConcurrentReconciles}).
+		Complete(br)
+	if err != nil {
+		return fmt.Errorf("set up Broker controller: %w", err)
+	}
+
+	ur := &UserReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: recorder}
+	err = ctrl.NewControllerManagedBy(mgr).
+		For(&mqttv1alpha1.User{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&corev1.Secret{}).
+		Watches(&mqttv1alpha1.Broker{}, handler.EnqueueRequestsFromMapFunc(objectsOfBroker(mgr.GetClient(), &mqttv1alpha1.UserList{})),
+			builder.WithPredicates(brokerCreatedOrDeleted())).
+		Complete(ur)
+	if err != nil {
+		return fmt.Errorf("set up User controller: %w", err)
+	}
+
+	ar := &ACLReconciler{Client: mgr.GetClient()}
+	err = ctrl.NewControllerManagedBy(mgr).
+		For(&mqttv1alpha1.ACL{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&mqttv1alpha1.Broker{}, handler.EnqueueRequestsFromMapFunc(objectsOfBroker(mgr.GetClient(), &mqttv1alpha1.ACLList{})),
+			builder.WithPredicates(brokerCreatedOrDeleted())).
+		Complete(ar)
+	if err != nil {
+		return fmt.Errorf("set up ACL controller: %w", err)
+	}
+	return nil
+}
+
+func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	byBroker := func(o client.Object) []string { return []string{brokerRefOf(o)} }
+	if err := idx.IndexField(ctx, &mqttv1alpha1.User{}, indexBrokerRef, byBroker); err != nil {
+		return fmt.Errorf("index Users by Broker: %w", err)
+	}
+	if err := idx.IndexField(ctx, &mqttv1alpha1.ACL{}, indexBrokerRef, byBroker); err != nil {
+		return fmt.Errorf("index ACLs by Broker: %w", err)
+	}
+	if err := idx.IndexField(ctx, &mqttv1alpha1.User{}, indexUserSecret, func(o client.Object) []string {
+		return []string{passwordSecretName(o.(*mqttv1alpha1.User))}
+	}); err != nil {
+		return fmt.Errorf("index Users by Secret: %w", err)
+	}
+	return nil
+}
+
+func brokerRefOf(o client.Object) string {
+	switch v := o.(type) {
+	case *mqttv1alpha1.User:
+		return v.Spec.BrokerRef.Name
+	case *mqttv1alpha1.ACL:
+		return v.Spec.BrokerRef.Name
+	}
+	return ""
+}
+
+// secretToBrokers maps a password Secret to the Brokers of the Users that
+// read it, so a rotation recompiles at once.
+func (r *BrokerReconciler) secretToBrokers(ctx context.Context, o client.Object) []reconcile.Request {
+	var users mqttv1alpha1.UserList
+	if err := r.List(ctx, &users, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexUserSecret: o.GetName()}); err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []reconcile.Request
+	for _, u := range users.Items {
+		if !seen[u.Spec.BrokerRef.Name] {
+			seen[u.Spec.BrokerRef.Name] = true
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: u.Namespace, Name: u.Spec.BrokerRef.Name}})
+		}
+	}
+	return out
+}
+
+// podToBroker maps a broker pod to its Broker: a pod turning Ready gets
+// the current bundle pushed.
+func podToBroker(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[resource.LabelInstance]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+// objectsOfBroker maps a Broker to the Users or ACLs that refer to it.
+func objectsOfBroker(c client.Client, list client.ObjectList) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		l := list.DeepCopyObject().(client.ObjectList)
+		if err := c.List(ctx, l, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexBrokerRef: o.GetName()}); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		switch v := l.(type) {
+		case *mqttv1alpha1.UserList:
+			for _, u := range v.Items {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: u.Namespace, Name: u.Name}})
+			}
+		case *mqttv1alpha1.ACLList:
+			for _, a := range v.Items {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Name}})
+			}
+		}
+		return out
+	}
+}
+
+// brokerCreatedOrDeleted passes only a Broker's appearance and
+// disappearance: that is all a User or ACL reconciler cares about.
+func brokerCreatedOrDeleted() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return true },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}

@@ -1,0 +1,157 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+	"github.com/fleetmq/fleetmq/internal/resource"
+)
+
+// secretRecheck is how often a User whose referenced Secret is missing (or
+// not yet labelled for the operator's cache) looks again.
+const secretRecheck = 30 * time.Second
+
+// UserReconciler handles what belongs to a User alone: its generated
+// credentials Secret, labelling a referenced Secret so the operator sees it
+// rotate, and the BrokerNotFound status. Everything else (the bundle, the
+// Ready condition once the Broker exists) is its Broker's work.
+type UserReconciler struct {
+	client.Client
+	// APIReader reads Secrets the label-filtered cache does not hold.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+}
+
+// Reconcile ensures the User's credentials Secret.
+func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var u mqttv1alpha1.User
+	if err := r.Get(ctx, req.NamespacedName, &u); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !u.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	var b mqttv1alpha1.Broker
+	err := r.Get(ctx, types.NamespacedName{Namespace: u.Namespace, Name: u.Spec.BrokerRef.Name}, &b)
+	if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, brokerNotFound(ctx, r.Client, &u, &u.Status.Conditions, &u.Status.ObservedGeneration, u.Spec.BrokerRef.Name)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if ref := u.Spec.PasswordSecretRef; ref != nil {
+		found, err := ensureSecretLabelled(ctx, r.Client, r.APIReader, u.Namespace, ref.Name)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if !found {
+			return ctrl.Result{RequeueAfter: secretRecheck}, nil
+		}
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, r.ensureGeneratedSecret(ctx, &u, &b)
+}
+
+// ensureGeneratedSecret creates <user>-mqtt-credentials with a strong random
+// password the first time, and keeps its username/host/port keys current
+// without ever changing the password.
+func (r *UserReconciler) ensureGeneratedSecret(ctx context.Context, u *mqttv1alpha1.User, b *mqttv1alpha1.Broker) error {
+	name := resource.UserSecretName(u)
+	var cur corev1.Secret
+	err := r.Get(ctx, types.NamespacedName{Namespace: u.Namespace, Name: name}, &cur)
+	password := ""
+	switch {
+	case err == nil:
+		if !metav1.IsControlledBy(&cur, u) {
+			return fmt.Errorf("secret %s exists and is not owned by User %s: set spec.passwordSecretRef to use it", name, u.Name)
+		}
+		password = string(cur.Data["password"])
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("get Secret %s: %w", name, err)
+	}
+	if password == "" {
+		password = randomToken(24) // 192 bits
+		if r.Recorder != nil {
+			r.Recorder.Eventf(u, nil, corev1.EventTypeNormal, "PasswordGenerated", "PasswordGenerated", "Generated a password into Secret %s", name)
+		}
+	}
+	username := u.Spec.Username
+	if username == "" {
+		username = u.Name
+	}
+	return apply(ctx, r.Client, r.Scheme, u, resource.UserCredentialsSecret(u, b, username, password))
+}
+
+// ensureSecretLabelled adds the credentials label to a Secret a User
+// references, so the operator's label-filtered cache sees it rotate.
+func ensureSecretLabelled(ctx context.Context, c client.Client, reader client.Reader, namespace, name string) (bool, error) {
+	var s corev1.Secret
+	err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get Secret %s: %w", name, err)
+	}
+	if s.Labels[resource.LabelCredentials] == "true" {
+		return true, nil
+	}
+	patch := client.MergeFrom(s.DeepCopy())
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	s.Labels[resource.LabelCredentials] = "true"
+	if err := c.Patch(ctx, &s, patch); err != nil {
+		return false, fmt.Errorf("label Secret %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// brokerNotFound records that obj refers to a Broker missing from its
+// namespace. When the Broker appears, its reconciler takes over the status.
+func brokerNotFound(ctx context.Context, c client.Client, obj client.Object, conds *[]metav1.Condition, observed *int64, broker string) error {
+	orig := obj.DeepCopyObject().(client.Object)
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type: mqttv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: mqttv1alpha1.ReasonBrokerNotFound,
+		Message:            fmt.Sprintf("Broker %q not found in namespace %s", broker, obj.GetNamespace()),
+		ObservedGeneration: obj.GetGeneration(),
+	})
+	*observed = obj.GetGeneration()
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("patch status: %w", err)
+	}
+	return nil
+}
+
+// ACLReconciler reports ACLs whose Broker is missing; the Broker compiles
+// the rest.
+type ACLReconciler struct {
+	client.Client
+}
+
+// Reconcile sets BrokerNotFound when the ACL's Broker is missing.
+func (r *ACLReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var a mqttv1alpha1.ACL
+	if err := r.Get(ctx, req.NamespacedName, &a); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	var b mqttv1alpha1.Broker
+	err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.BrokerRef.Name}, &b)
+	if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, brokerNotFound(ctx, r.Client, &a, &a.Status.Conditions, &a.Status.ObservedGeneration, a.Spec.BrokerRef.Name)
+	}
+	return ctrl.Result{}, err
+}

@@ -1,0 +1,115 @@
+package resource
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"math"
+	"path"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/config"
+)
+
+// BrokerConfig is the broker configuration file rendered from the Broker.
+// Everything the broker needs is here; the container gets only --config.
+//
+// The broker's configuration has no TLS or WebSocket listener fields yet:
+// the StatefulSet and Services already expose those ports and mount the TLS
+// Secret, and the listeners join this file when the broker config gains
+// them.
+func BrokerConfig(b *v1alpha1.Broker) config.Config {
+	level := b.Spec.LogLevel
+	if level == "" {
+		level = "info"
+	}
+	return config.Config{
+		Listeners: config.Listeners{
+			MQTT:  ":" + strconv.Itoa(int(mqttPort(b))),
+			Admin: ":" + strconv.Itoa(AdminPort),
+		},
+		AllowAnonymous: b.Spec.AllowAnonymous,
+		AuthFile:       path.Join(AuthDir, AuthFile),
+		AdminTokenFile: path.Join(AdminDir, AdminTokenKey),
+		DataDir:        DataDir,
+		Limits:         brokerLimits(b.Spec.Limits),
+		Log:            config.Log{Level: level, Format: "json"},
+	}
+}
+
+// brokerLimits maps spec.limits onto the broker's; absent fields stay zero,
+// which the broker reads as its default. The API bounds every field; values
+// past the broker's types are clamped rather than wrapped.
+func brokerLimits(l v1alpha1.BrokerLimits) broker.Limits {
+	var out broker.Limits
+	if l.MaxConnections != nil {
+		out.MaxConnections = int(*l.MaxConnections)
+	}
+	if l.MaxPacketSize != nil {
+		out.MaxPacketSize = uint32(clamp(int64(*l.MaxPacketSize), math.MaxUint32))
+	}
+	if l.MaxInflight != nil {
+		out.MaxInflight = uint16(clamp(int64(*l.MaxInflight), math.MaxUint16))
+	}
+	if l.MaxQueuedMessages != nil {
+		out.MaxQueuedMessages = int(*l.MaxQueuedMessages)
+	}
+	if l.MaxSessionExpirySeconds != nil {
+		out.MaxSessionExpiry = uint32(clamp(*l.MaxSessionExpirySeconds, math.MaxUint32))
+	}
+	return out
+}
+
+func clamp(v, hi int64) int64 {
+	return min(max(v, 0), hi)
+}
+
+// ConfigMap holds the broker configuration file, ConfigFile, as YAML.
+func ConfigMap(b *v1alpha1.Broker) (*corev1.ConfigMap, error) {
+	data, err := config.Marshal(BrokerConfig(b))
+	if err != nil {
+		return nil, fmt.Errorf("render broker config of %s/%s: %w", b.Namespace, b.Name, err)
+	}
+	return &corev1.ConfigMap{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      ConfigMapName(b),
+			Namespace: b.Namespace,
+			Labels:    ObjectLabels(b),
+		},
+		Data: map[string]string{ConfigFile: string(data)},
+	}, nil
+}
+
+// ConfigHash is the hex SHA-256 of a ConfigMap's data and binaryData,
+// independent of map order. It goes into the pod template
+// (AnnotationConfigHash) so a config change rolls the pods.
+func ConfigHash(cm *corev1.ConfigMap) string {
+	h := sha256.New()
+	// Length-prefixed fields: no two different maps hash alike.
+	field := func(s []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write(s)
+	}
+	for _, k := range slices.Sorted(maps.Keys(cm.Data)) {
+		field([]byte("data"))
+		field([]byte(k))
+		field([]byte(cm.Data[k]))
+	}
+	for _, k := range slices.Sorted(maps.Keys(cm.BinaryData)) {
+		field([]byte("binaryData"))
+		field([]byte(k))
+		field(cm.BinaryData[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

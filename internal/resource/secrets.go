@@ -1,0 +1,83 @@
+package resource
+
+import (
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+)
+
+// secretLabels mark a Broker's Secrets for the operator's label-filtered
+// Secret cache (LabelCredentials), besides the usual child labels.
+func secretLabels(b *v1alpha1.Broker) map[string]string {
+	l := ObjectLabels(b)
+	l[LabelCredentials] = "true"
+	return l
+}
+
+// AdminSecret holds the bearer token of the broker's admin API, mounted at
+// AdminDir (key AdminTokenKey). The reconciler generates the token once and
+// keeps it; the broker re-reads the file when a presented token does not match.
+func AdminSecret(b *v1alpha1.Broker, token string) *corev1.Secret {
+	return &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      AdminSecretName(b),
+			Namespace: b.Namespace,
+			Labels:    secretLabels(b),
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{AdminTokenKey: []byte(token)},
+	}
+}
+
+// AuthSecret holds the compiled auth bundle (AuthFile, mounted at AuthDir
+// and watched by the broker) and the operator's bookkeeping (AuthStateKey,
+// never mounted). Its content is deliberately in no pod-template hash: the
+// broker reloads the bundle live, so auth changes never roll pods.
+func AuthSecret(b *v1alpha1.Broker, bundle, state []byte) *corev1.Secret {
+	return &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      AuthSecretName(b),
+			Namespace: b.Namespace,
+			Labels:    secretLabels(b),
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{
+			AuthFile:     bundle,
+			AuthStateKey: state,
+		},
+	}
+}
+
+// UserCredentialsSecret is the Secret generated for a User without
+// spec.passwordSecretRef (name UserSecretName, in the User's namespace):
+// what an application needs to connect to the Broker's plain MQTT listener.
+// It carries LabelCredentials so the operator sees edits to it.
+func UserCredentialsSecret(u *v1alpha1.User, b *v1alpha1.Broker, username, password string) *corev1.Secret {
+	return &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      UserSecretName(u),
+			Namespace: u.Namespace,
+			Labels: map[string]string{
+				LabelName:        appName,
+				LabelInstance:    b.Name,
+				LabelComponent:   componentUserCrd,
+				LabelManagedBy:   managedBy,
+				LabelBroker:      b.Name,
+				LabelCredentials: "true",
+			},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{
+			CredentialsUsernameKey: []byte(username),
+			CredentialsPasswordKey: []byte(password),
+			CredentialsHostKey:     []byte(serviceHost(b)),
+			CredentialsPortKey:     []byte(strconv.Itoa(int(mqttPort(b)))),
+		},
+	}
+}

@@ -1,0 +1,80 @@
+package resource
+
+import (
+	"maps"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+)
+
+func stringData(m map[string][]byte) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = string(v)
+	}
+	return out
+}
+
+func TestAdminSecret(t *testing.T) {
+	s := AdminSecret(newBroker(), "s3cret")
+	if s.Name != "acme-admin" || s.Namespace != "tenant-a" {
+		t.Errorf("Secret is %s/%s, want tenant-a/acme-admin", s.Namespace, s.Name)
+	}
+	if got, want := stringData(s.Data), map[string]string{"token": "s3cret"}; !maps.Equal(got, want) {
+		t.Errorf("data = %v, want %v", got, want)
+	}
+	if s.Labels[LabelBroker] != "acme" {
+		t.Errorf("labels = %v, want %s=acme", s.Labels, LabelBroker)
+	}
+}
+
+func TestAuthSecret(t *testing.T) {
+	s := AuthSecret(newBroker(), []byte(`{"revision":1}`), []byte(`{"history":[]}`))
+	if s.Name != "acme-auth" || s.Namespace != "tenant-a" {
+		t.Errorf("Secret is %s/%s, want tenant-a/acme-auth", s.Namespace, s.Name)
+	}
+	want := map[string]string{"bundle.json": `{"revision":1}`, "state.json": `{"history":[]}`}
+	if got := stringData(s.Data); !maps.Equal(got, want) {
+		t.Errorf("data = %v, want %v", got, want)
+	}
+}
+
+func TestUserCredentialsSecret(t *testing.T) {
+	user := &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Name: "sensor-7", Namespace: "tenant-a"}}
+	tests := []struct {
+		name   string
+		broker *v1alpha1.Broker
+		want   map[string]string
+	}{
+		{
+			name:   "default port",
+			broker: newBroker(withTLS),
+			want:   map[string]string{"username": "dev-7", "password": "pw", "host": "acme.tenant-a.svc", "port": "1883"},
+		},
+		{
+			name:   "custom port",
+			broker: newBroker(func(b *v1alpha1.Broker) { b.Spec.Listeners.MQTT.Port = 11883 }),
+			want:   map[string]string{"username": "dev-7", "password": "pw", "host": "acme.tenant-a.svc", "port": "11883"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := UserCredentialsSecret(user, tt.broker, "dev-7", "pw")
+			if s.Name != "sensor-7-mqtt-credentials" || s.Namespace != "tenant-a" {
+				t.Errorf("Secret is %s/%s, want tenant-a/sensor-7-mqtt-credentials", s.Namespace, s.Name)
+			}
+			if got := stringData(s.Data); !maps.Equal(got, tt.want) {
+				t.Errorf("data = %v, want %v", got, tt.want)
+			}
+			if s.Labels[LabelBroker] != "acme" || s.Labels[LabelCredentials] != "true" {
+				t.Errorf("labels = %v, want %s=acme, %s=true", s.Labels, LabelBroker, LabelCredentials)
+			}
+			// Never selected as a broker pod's or Service's peer.
+			if s.Labels[LabelComponent] == "broker" {
+				t.Errorf("labels = %v: component must not be broker", s.Labels)
+			}
+		})
+	}
+}
