@@ -70,7 +70,7 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 		s.log.Info("Connection refused", "client", c.id, "remote", c.remote, "username", cp.Username, "code", byte(code))
 		return errRefused
 	}
-	if s.stats.ClientsConnected.Load() >= int64(s.lim.MaxConnections) {
+	if s.stats.ClientsConnected.Load() >= int64(s.lim.MaxConnections) && !s.connectedID(cp.ClientID) {
 		c.refuse(cp.Version, codeFor(cp.Version, packets.ConnRefusedServerUnavailable, packets.QuotaExceeded))
 		s.log.Warn("Connection refused: connection limit reached", "client", c.id, "remote", c.remote, "max", s.lim.MaxConnections)
 		return errRefused
@@ -196,6 +196,17 @@ func (s *Server) attach(c *client, cleanStart bool, expiry uint32, p Principal, 
 		}
 		return st, present
 	}
+}
+
+// connectedID reports whether a live connection holds client id: a new
+// connection for it takes that one over and adds none, so the connection
+// limit must not refuse it (a device whose old connection is half-open
+// would otherwise be locked out exactly when the broker is full).
+func (s *Server) connectedID(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.sessions[id]
+	return st != nil && st.connected.Load()
 }
 
 // refuse answers a CONNECT that is not accepted. The connection closes

@@ -70,7 +70,10 @@ func (st *clientState) sendLocked(c *client, d session.Delivery, now int64) bool
 		expiresAt: d.Msg.ExpiresAt, qos: d.QoS, retain: d.Retain, id: id, subIDs: d.SubIDs,
 	}
 	c.outMu.Lock()
-	if c.pendingLocked() > st.srv.lim.MaxPendingBytes {
+	// A connection already closing (its session not yet detached) cannot
+	// take it either: queue it for the next connection rather than let
+	// encodePublishLocked's false read as "too large" and drop it.
+	if c.closed || c.closing || c.pendingLocked() > st.srv.lim.MaxPendingBytes {
 		c.outMu.Unlock()
 		return false
 	}
