@@ -38,10 +38,26 @@ type client struct {
 	will      *packets.Will
 	// willDelay and the will's lifetime follow the session (v5).
 	aliasesIn map[uint16]string
-	// pub and rt are reused for every inbound PUBLISH so decoding and
-	// routing do not allocate.
-	pub packets.Publish
-	rt  routed
+	// scratch holds the reused PUBLISH decode/route state while a burst is
+	// being handled; nil while idle, so an idle client does not carry it.
+	scratch *burstScratch
+	// lastRead is when the last burst ended; the keepalive deadline counts
+	// from it.
+	lastRead time.Time
+
+	// Poller state (Linux, plain TCP): fd is the socket, polled reports it
+	// is registered, busy is held by whichever goroutine is handling the
+	// connection (at most one), kaTimer wakes a parked connection when its
+	// keepalive runs out.
+	fd      int32
+	canPoll bool
+	polled  bool
+	busy    atomic.Bool
+	kaTimer *time.Timer
+	// ending is set before the connection is closed from outside its
+	// reader (kick, a failed write): a parked connection must then be woken
+	// to tear down, since a closed socket leaves the epoll set silently.
+	ending atomic.Bool
 
 	// Limits the client announced in CONNECT (v5); read by deliverers after
 	// attach, never changed afterwards.
@@ -62,13 +78,27 @@ type client struct {
 }
 
 func newClient(s *Server, conn net.Conn) *client {
-	return &client{
-		srv:    s,
-		conn:   conn,
-		remote: conn.RemoteAddr().String(),
-		done:   make(chan struct{}),
+	c := &client{
+		srv:      s,
+		conn:     conn,
+		remote:   conn.RemoteAddr().String(),
+		done:     make(chan struct{}),
+		lastRead: time.Now(),
 	}
+	if s.poller != nil {
+		c.fd, c.canPoll = fdOf(conn)
+	}
+	return c
 }
+
+// burstScratch is the per-burst state of the PUBLISH hot path, pooled so
+// decoding and routing allocate nothing.
+type burstScratch struct {
+	pub packets.Publish
+	rt  routed
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(burstScratch) }}
 
 // errProtocol carries the v5 reason code to send before closing.
 type errProtocol struct {
@@ -91,27 +121,103 @@ var errClientClosed = errors.New("client disconnected")
 var errRefused = errors.New("connection refused")
 
 func (c *client) serve() {
-	defer c.srv.wg.Done()
-	err := c.readLoop()
-	c.finish(err)
+	c.busy.Store(true)
+	c.run()
 }
 
-// readLoop reads packets until the connection ends. While idle it waits on
-// a one-byte read with no buffer; a pooled buffer is held only while bytes
-// are pending.
-func (c *client) readLoop() error {
+// run handles bursts until the connection can be parked in the poller (or
+// ends). The caller holds busy.
+func (c *client) run() {
+	for {
+		err := c.waitReadable()
+		if err == nil {
+			err = c.readBurst()
+		}
+		if err != nil {
+			if c.polled {
+				c.srv.poller.forget(c)
+			}
+			c.finish(err)
+			return
+		}
+		if c.st == nil || !c.canPoll {
+			continue
+		}
+		if !c.polled && !c.srv.poller.register(c) {
+			c.canPoll = false
+			continue
+		}
+		c.armKeepalive()
+		c.busy.Store(false)
+		if c.srv.poller.arm(c) {
+			if c.ending.Load() {
+				c.wake() // closed while we were parking
+			}
+			return
+		}
+		c.canPoll = false
+		if !c.busy.CompareAndSwap(false, true) {
+			return // a wake-up took the connection over
+		}
+	}
+}
+
+// endAndWake marks the connection as ending and wakes it if parked.
+func (c *client) endAndWake() {
+	c.ending.Store(true)
+	c.wake()
+}
+
+// wake starts a goroutine for a parked connection: it turned readable,
+// its keepalive ran out, or the broker is closing it.
+func (c *client) wake() {
+	if c.busy.CompareAndSwap(false, true) {
+		go c.run()
+	}
+}
+
+// armKeepalive makes a parked connection wake when its keepalive deadline
+// passes, so the timeout is noticed without a blocked read.
+func (c *client) armKeepalive() {
+	if c.keepAlive <= 0 {
+		return
+	}
+	d := time.Until(c.lastRead.Add(c.keepAlive))
+	if c.kaTimer == nil {
+		c.kaTimer = time.AfterFunc(d, c.wake)
+	} else {
+		c.kaTimer.Reset(d)
+	}
+}
+
+// waitReadable parks until the client sends a byte. It holds no buffer,
+// and it is called from serve with the deep packet-handling frames already
+// returned, so an idle client's goroutine stack shrinks back to its minimum.
+func (c *client) waitReadable() error {
+	c.setReadDeadline()
+	_, err := io.ReadFull(c.conn, c.one[:])
+	return err
+}
+
+// readBurst reads and handles packets with a pooled buffer until no
+// partial packet is pending, then gives the buffer back.
+func (c *client) readBurst() error {
 	maxSize := int(c.srv.lim.MaxPacketSize)
+	c.rb = getBuffer()
+	c.rb.b = append(c.rb.b[:0], c.one[0])
+	defer func() {
+		putBuffer(c.rb)
+		c.rb = nil
+	}()
+	c.scratch = scratchPool.Get().(*burstScratch)
+	defer func() {
+		*c.scratch = burstScratch{}
+		scratchPool.Put(c.scratch)
+		c.scratch = nil
+		c.lastRead = time.Now()
+	}()
 	pos := 0
 	for {
-		if c.rb == nil {
-			c.setReadDeadline()
-			if _, err := io.ReadFull(c.conn, c.one[:]); err != nil {
-				return err
-			}
-			c.rb = getBuffer()
-			c.rb.b = append(c.rb.b[:0], c.one[0])
-			pos = 0
-		}
 		for pos < len(c.rb.b) {
 			first, body, n, err := packets.Frame(c.rb.b[pos:], maxSize)
 			if err != nil {
@@ -131,9 +237,7 @@ func (c *client) readLoop() error {
 			pos += n
 		}
 		if pos == len(c.rb.b) {
-			putBuffer(c.rb)
-			c.rb, pos = nil, 0
-			continue
+			return nil
 		}
 		// Keep the partial packet at the front and read more after it.
 		rest := copy(c.rb.b, c.rb.b[pos:])
@@ -155,10 +259,12 @@ func (c *client) readLoop() error {
 
 func (c *client) setReadDeadline() {
 	switch {
+	case c.closeReason.Load() != 0:
+		// kick set a short deadline for the goodbye; keep it.
 	case c.st == nil:
 		c.conn.SetReadDeadline(time.Now().Add(connectTimeout))
 	case c.keepAlive > 0:
-		c.conn.SetReadDeadline(time.Now().Add(c.keepAlive))
+		c.conn.SetReadDeadline(c.lastRead.Add(c.keepAlive))
 	default:
 		c.conn.SetReadDeadline(time.Time{})
 	}
@@ -276,6 +382,7 @@ func (c *client) flush() {
 				c.closed = true
 				c.outMu.Unlock()
 				c.conn.Close()
+				c.endAndWake()
 				return
 			}
 			c.outMu.Unlock()
@@ -302,6 +409,7 @@ func (c *client) flush() {
 				c.srv.log.Debug("Write failed; closing connection", "client", c.id, "err", err)
 			}
 			c.conn.Close()
+			c.endAndWake()
 			return
 		}
 	}
@@ -347,6 +455,8 @@ func (c *client) kick(code packets.ReasonCode, reason string) {
 			c.conn.Close()
 		}
 	}
+	// A parked connection has no reader to notice the close: start one.
+	c.endAndWake()
 }
 
 // finish tears the connection down after the read loop ended with err.
@@ -372,9 +482,8 @@ func (c *client) finish(err error) {
 		}
 	}
 	c.closeNow() // no-op when a kick above already closes it
-	if c.rb != nil {
-		putBuffer(c.rb)
-		c.rb = nil
+	if c.kaTimer != nil {
+		c.kaTimer.Stop()
 	}
 	if c.st != nil {
 		s.detach(c)
@@ -382,6 +491,7 @@ func (c *client) finish(err error) {
 	}
 	s.removeClient(c)
 	close(c.done)
+	s.wg.Done()
 }
 
 // closeNow closes the connection once queued output is written (or at once

@@ -59,7 +59,8 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 		return protocolErr(packets.BadAuthenticationMethod, "CONNECT: unsupported authentication method %q", cp.Props.AuthMethod)
 	}
 
-	principal, res := s.authorizer().Authenticate(cp.Username, cp.HasUsername, cp.Password, cp.ClientID)
+	authorizer := s.authorizer()
+	principal, res := authorizer.Authenticate(cp.Username, cp.HasUsername, cp.Password, cp.ClientID)
 	if res != AuthOK {
 		s.stats.AuthFailures.Add(1)
 		code := codeFor(cp.Version, packets.ConnRefusedBadUsernamePass, packets.BadUserNameOrPassword)
@@ -118,9 +119,16 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 		}
 	}
 
-	st, present := s.attach(c, cp.CleanStart, cappedExpiry, principal, &ack)
+	st, present, res := s.attach(c, cp.CleanStart, cappedExpiry, authorizer, principal, &ack)
 	if st == nil {
-		c.refuse(cp.Version, codeFor(cp.Version, packets.ConnRefusedServerUnavailable, packets.ServerUnavailable))
+		code := codeFor(cp.Version, packets.ConnRefusedServerUnavailable, packets.ServerUnavailable)
+		switch res {
+		case AuthBadCredentials:
+			code = codeFor(cp.Version, packets.ConnRefusedBadUsernamePass, packets.BadUserNameOrPassword)
+		case AuthNotAuthorized:
+			code = codeFor(cp.Version, packets.ConnRefusedNotAuthorized, packets.NotAuthorized)
+		}
+		c.refuse(cp.Version, code)
 		return errRefused
 	}
 	s.stats.ConnectsTotal.Add(1)
@@ -132,13 +140,25 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 // connection, ends it when clean start asks so, or starts a new one. The
 // CONNACK and anything the session owes are written before another
 // goroutine can deliver to c. It returns nil when the server is closing.
-func (s *Server) attach(c *client, cleanStart bool, expiry uint32, p Principal, ack *packets.Connack) (*clientState, bool) {
+func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer, p Principal, ack *packets.Connack) (*clientState, bool, AuthResult) {
 	now := time.Now()
 	for {
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
-			return nil, false
+			return nil, false, AuthOK
+		}
+		if cur := s.authorizer(); cur != a {
+			// A reload swapped the rules while this CONNECT was being
+			// checked; SetAuthorizer's pass over sessions cannot see this
+			// one yet, so it is re-checked here, under s.mu.
+			np, res := cur.Rebind(p, c.id)
+			if res != AuthOK {
+				s.mu.Unlock()
+				s.stats.AuthFailures.Add(1)
+				return nil, false, res
+			}
+			a, p = cur, np
 		}
 		st := s.sessions[c.id]
 		if st != nil {
@@ -194,7 +214,7 @@ func (s *Server) attach(c *client, cleanStart bool, expiry uint32, p Principal, 
 		if will != nil {
 			s.publishWill(st, will, now)
 		}
-		return st, present
+		return st, present, AuthOK
 	}
 }
 

@@ -136,6 +136,9 @@ type Options struct {
 	Auth Authorizer
 	// Hooks observe the broker for metrics; nil fields are skipped.
 	Hooks Hooks
+	// DisablePoller keeps a reader goroutine per connection even where idle
+	// connections could be parked in epoll (Linux, plain TCP).
+	DisablePoller bool
 }
 
 // Hooks let an embedder (the admin API's metrics) observe the broker

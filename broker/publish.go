@@ -52,7 +52,7 @@ func (r *routed) expiresAt() int64 {
 // handlePublish runs the inbound half of the QoS flows [MQTT-4.3].
 func (c *client) handlePublish(flags byte, body []byte) error {
 	s := c.srv
-	p := &c.pub
+	p := &c.scratch.pub
 	*p = packets.Publish{}
 	if err := p.Decode(c.version, flags, body); err != nil {
 		return &errProtocol{code: packets.Code(err), err: err}
@@ -115,7 +115,7 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 		st.mu.Unlock()
 	}
 
-	r := &c.rt
+	r := &c.scratch.rt
 	*r = routed{topic: topicName, origin: c.st, now: time.Now()}
 	r.pub = packets.Publish{QoS: p.QoS, Retain: p.Retain, Topic: topicName, Payload: p.Payload}
 	r.pub.Props = p.Props

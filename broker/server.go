@@ -51,7 +51,9 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	closing   bool
 
-	wg      sync.WaitGroup // one per client goroutine and Serve loop
+	poller *poller // nil: a reader goroutine per connection
+
+	wg      sync.WaitGroup // one per live client and Serve loop
 	sysStop chan struct{}
 	sysOnce sync.Once
 }
@@ -79,6 +81,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.opts.Version == "" {
 		s.opts.Version = "dev"
+	}
+	if !opts.DisablePoller {
+		s.poller = newPoller()
 	}
 	s.index = topic.NewIndex[*clientState](func(st *clientState) bool { return st.connected.Load() })
 	a := opts.Auth
@@ -189,7 +194,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.kick(packets.ServerShuttingDown, "")
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() {
+		s.wg.Wait()
+		if s.poller != nil {
+			s.poller.close()
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil

@@ -221,8 +221,14 @@ func (st *clientState) rebind(a Authorizer) bool {
 		}
 		return false
 	}
-	st.principal.Store(&principalBox{np})
 	st.mu.Lock()
+	if st.getPrincipal() != old {
+		// A new connection took the session over meanwhile, with a
+		// principal from the new rules already: keep that one.
+		np = st.getPrincipal()
+	} else {
+		st.principal.Store(&principalBox{np})
+	}
 	for key, ref := range st.subs {
 		if !np.CanSubscribe(ref.filter) {
 			s.index.Unsubscribe(st, ref.group, ref.filter)

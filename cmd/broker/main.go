@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,10 +29,15 @@ import (
 // version is set by the build (-ldflags "-X main.version=...").
 var version = "dev"
 
-// usageError is a bad flag or file: exit code 2.
+// usageError is a bad flag or file: exit code 2. Its message is one line:
+// several problems (errors.Join) are separated by "; ".
 type usageError struct{ err error }
 
-func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Error() string {
+	return strings.ReplaceAll(strings.TrimSpace(e.err.Error()), "\n", "; ")
+}
+
+func (e usageError) Unwrap() error { return e.err }
 
 func main() {
 	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
