@@ -176,7 +176,13 @@ func (l *Loader) WatchFile(ctx context.Context, path string) error {
 					continue
 				}
 				if timer == nil {
-					timer = time.AfterFunc(settle, func() { fire <- struct{}{} })
+					timer = time.AfterFunc(settle, func() {
+						select {
+						case fire <- struct{}{}:
+						default: // a reload is already due
+						}
+					})
+					defer timer.Stop()
 				} else {
 					timer.Reset(settle)
 				}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/fleetmq/fleetmq/broker"
@@ -95,8 +96,17 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
-	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+	// Strict and case-sensitive: "maxInFlight" is a typo, not maxInflight.
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	strict, err := sigsjson.UnmarshalStrict(js, &cfg, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(strict) > 0 {
+		return cfg, fmt.Errorf("config %s: %w", path, errors.Join(strict...))
 	}
 	return cfg, nil
 }
