@@ -8,23 +8,37 @@ GOLANGCI_LINT := $(TOOLS)/golangci-lint
 FUZZTIME ?= 3s
 MQTT_ADDR ?= :1883
 
-.PHONY: all build run test unit fuzz lint fmt fmt-check vet bench tools clean
+.PHONY: all build run test unit fuzz lint fmt fmt-check vet bench tools clean manifests verify-manifests envtest-assets
 
 all: build
 
-## build: static binaries of the broker (and, later, the operator) into bin/
+## build: static binaries of the broker and the operator into bin/ (as the Dockerfile builds them)
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/fleetmq-broker ./cmd/broker
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/fleetmq-operator ./cmd/operator
 
 ## run: the broker on $(MQTT_ADDR), anonymous access on (a local playground)
 run: build
 	bin/fleetmq-broker --mqtt-addr $(MQTT_ADDR) --allow-anonymous --log-format text
 
-## test: everything CI checks: formatting, vet, lint, race-enabled tests, fuzz smoke
-test: fmt-check vet lint unit fuzz
+## test: everything CI checks: formatting, vet, lint, generated manifests up to date,
+## race-enabled tests (the operator's against a real kube-apiserver and etcd), fuzz smoke
+test: fmt-check vet lint verify-manifests unit fuzz
 
 unit:
-	go test -race -count=1 ./...
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh assets)" go test -race -count=1 ./...
+
+## manifests: CRDs, RBAC and deepcopy code from the API types and markers
+manifests:
+	CG="$$(hack/envtest.sh controller-gen)" && \
+	"$$CG" object:headerFile=hack/boilerplate.go.txt paths=./api/... && \
+	"$$CG" rbac:roleName=fleetmq-operator crd paths=./api/... paths=./controllers/... \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+## verify-manifests: fail when the generated files are stale
+verify-manifests: manifests
+	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+		echo "generated files are stale; run make manifests and commit:"; git status --porcelain -- api config; exit 1; fi
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) hack/fuzz.sh

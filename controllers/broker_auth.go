@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -134,6 +134,7 @@ func (r *BrokerReconciler) pushAuth(ctx context.Context, b *mqttv1alpha1.Broker,
 	st.pods = []mqttv1alpha1.BrokerPodStatus{}
 	st.synced = true
 	var errs []error
+	var ahead int64
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		ps := mqttv1alpha1.BrokerPodStatus{Name: pod.Name, Ready: podReady(pod)}
@@ -150,8 +151,9 @@ func (r *BrokerReconciler) pushAuth(ctx context.Context, b *mqttv1alpha1.Broker,
 			st.pods = append(st.pods, ps)
 			continue
 		}
-		applied, err := r.pushPod(ctx, ac, addr, st.auth.BundleJSON, desired)
+		applied, podAhead, err := r.pushPod(ctx, ac, addr, st.auth)
 		ps.AppliedRevision = applied
+		ahead = max(ahead, podAhead)
 		if err != nil {
 			ps.LastError = err.Error()
 			errs = append(errs, fmt.Errorf("pod %s: %w", pod.Name, err))
@@ -164,6 +166,11 @@ func (r *BrokerReconciler) pushAuth(ctx context.Context, b *mqttv1alpha1.Broker,
 	if st.readyIPs == 0 {
 		st.synced = false
 	}
+	if ahead > 0 {
+		if err := r.rebase(ctx, b, st.auth, ahead); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	st.pushErr = errors.Join(errs...)
 	if st.pushErr != nil {
 		log.FromContext(ctx).Info("Auth push failed; will retry", "err", st.pushErr)
@@ -171,26 +178,44 @@ func (r *BrokerReconciler) pushAuth(ctx context.Context, b *mqttv1alpha1.Broker,
 }
 
 // pushPod reads the pod's revision and sends the bundle when it is behind.
-func (r *BrokerReconciler) pushPod(ctx context.Context, ac authsync.Client, addr string, bundle []byte, desired int64) (int64, error) {
+// A pod that holds our revision number (or a higher one) with other
+// content was pushed by an operator whose bookkeeping is lost; ahead is
+// then that revision, and the caller recompiles above it.
+func (r *BrokerReconciler) pushPod(ctx context.Context, ac authsync.Client, addr string, res *authsync.Result) (applied, ahead int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.PushTimeout)
 	defer cancel()
+	desired, hash := res.Bundle.Revision, res.State.Hash
 	cur, err := ac.GetAuth(ctx, addr)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	if cur.Revision >= desired {
-		return cur.Revision, nil
+	switch {
+	case cur.HasBundle() && cur.Revision == desired && cur.Hash == hash:
+		return cur.Revision, 0, nil
+	case cur.HasBundle() && cur.Revision >= desired:
+		return 0, cur.Revision, fmt.Errorf("pod holds revision %d with other content; recompiling above it", cur.Revision)
 	}
-	got, err := ac.PutAuth(ctx, addr, bundle)
+	got, err := ac.PutAuth(ctx, addr, res.BundleJSON)
+	var stale *authsync.StaleError
+	if errors.As(err, &stale) {
+		return 0, stale.Current.Revision, err
+	}
 	if err != nil {
-		if errors.Is(err, authsync.ErrStale) {
-			// The pod holds a newer revision than ours (a previous
-			// operator's); the next compile will count above it.
-			return cur.Revision, err
-		}
-		return cur.Revision, err
+		return cur.Revision, 0, err
 	}
-	return got.Revision, nil
+	return got.Revision, 0, nil
+}
+
+// rebase moves the auth state's revision above what a pod holds, so the
+// next compile (triggered by the Secret update) outranks it.
+func (r *BrokerReconciler) rebase(ctx context.Context, b *mqttv1alpha1.Broker, res *authsync.Result, ahead int64) error {
+	res.State.Rebase(ahead)
+	state, err := res.State.Marshal()
+	if err != nil {
+		return fmt.Errorf("encode auth state: %w", err)
+	}
+	log.FromContext(ctx).Info("Broker pod is ahead of the operator's auth state; recompiling above it", "podRevision", ahead)
+	return apply(ctx, r.Client, r.Scheme, b, resource.AuthSecret(b, res.BundleJSON, state))
 }
 
 // updateObjectStatuses sets Ready on each User and ACL of b: true once

@@ -53,6 +53,7 @@ type BrokerReconciler struct {
 // RBAC, least privilege: the operator writes only what it renders.
 // +kubebuilder:rbac:groups=mqtt.fleetmq.io,resources=brokers;users;acls,verbs=get;list;watch
 // +kubebuilder:rbac:groups=mqtt.fleetmq.io,resources=brokers/status;users/status;acls/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=mqtt.fleetmq.io,resources=brokers/finalizers;users/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;configmaps;secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch

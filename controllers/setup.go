@@ -9,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
@@ -101,8 +103,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.Secret{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
-		Watches(&mqttv1alpha1.User{}, toBroker, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&mqttv1alpha1.ACL{}, toBroker, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&mqttv1alpha1.User{}, toBroker, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, markedBrokerNotFound()))).
+		Watches(&mqttv1alpha1.ACL{}, toBroker, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, markedBrokerNotFound()))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(br.secretToBrokers)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToBroker)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: cfg.MaxConcurrentReconciles}).
@@ -208,6 +210,29 @@ func objectsOfBroker(c client.Client, list client.ObjectList) handler.MapFunc {
 			}
 		}
 		return out
+	}
+}
+
+// markedBrokerNotFound passes a User or ACL whose status just says its
+// Broker is missing: when that raced the Broker's creation (the User
+// reconciler read a stale cache), the Broker reconciler must run again to
+// put the truth back.
+func markedBrokerNotFound() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			var conds []metav1.Condition
+			switch o := e.ObjectNew.(type) {
+			case *mqttv1alpha1.User:
+				conds = o.Status.Conditions
+			case *mqttv1alpha1.ACL:
+				conds = o.Status.Conditions
+			}
+			c := meta.FindStatusCondition(conds, mqttv1alpha1.ConditionReady)
+			return c != nil && c.Reason == mqttv1alpha1.ReasonBrokerNotFound
+		},
 	}
 }
 

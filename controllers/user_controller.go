@@ -19,9 +19,10 @@ import (
 	"github.com/fleetmq/fleetmq/internal/resource"
 )
 
-// secretRecheck is how often a User whose referenced Secret is missing (or
-// not yet labelled for the operator's cache) looks again.
-const secretRecheck = 30 * time.Second
+// secretRecheck is how often a User whose referenced Secret is missing
+// looks again: such a Secret is not in the label-filtered cache, so no
+// event announces it.
+const secretRecheck = 5 * time.Second
 
 // UserReconciler handles what belongs to a User alone: its generated
 // credentials Secret, labelling a referenced Secret so the operator sees it

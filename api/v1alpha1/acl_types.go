@@ -62,10 +62,10 @@ type ACLRule struct {
 	// level only; `%u` and `%c` expand to the username and client id.
 	// +required
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:MinLength=1
-	// +kubebuilder:validation:items:MaxLength=1024
-	// +kubebuilder:validation:XValidation:rule="self.all(t, t.matches('^(#|(\\\\+|[^+#/]*)(/(\\\\+|[^+#/]*))*(/#)?)$'))",message="topics: '#' is allowed only as the whole last level and '+' only as a whole level (e.g. sensors/+/temp, sensors/#)"
+	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:items:XValidation:rule=`self.matches('^(#|(\\+|[^+#/]*)(/(\\+|[^+#/]*))*(/#)?)$')`,message="'#' is allowed only as the whole last level and '+' only as a whole level (e.g. sensors/+/temp, sensors/#)"
 	Topics []string `json:"topics"`
 
 	// actions the rule covers.
@@ -86,10 +86,12 @@ type ACLSpec struct {
 	// +required
 	BrokerRef BrokerReference `json:"brokerRef"`
 
-	// rules of this ACL. Order does not matter.
+	// rules of this ACL. Order does not matter. At most 256 (with 32 topics
+	// of 256 bytes each, which keeps the API server's validation cost bounded); split a
+	// larger set over several ACLs.
 	// +required
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:MaxItems=256
 	// +listType=atomic
 	Rules []ACLRule `json:"rules"`
 }
