@@ -141,7 +141,7 @@ func BenchmarkPublishQoS1(b *testing.B) {
 	defer subConn.Close()
 	var received atomic.Int64
 	go func() {
-		var buf []byte = make([]byte, 0, 256)
+		buf := make([]byte, 0, 256)
 		var p packets.Publish
 		for {
 			first, body, err := packets.ReadPacket(subConn, buf, 0)

@@ -140,7 +140,7 @@ func TestPahoV5(t *testing.T) {
 		topic := fmt.Sprint("paho5/", qos)
 		props := &paho.PublishProperties{
 			PayloadFormat: &format, ContentType: "text/plain", ResponseTopic: "reply/" + topic,
-			CorrelationData: []byte{byte(qos), 0xFF},
+			CorrelationData: []byte{qos, 0xFF},
 			User:            paho.UserProperties{{Key: "k", Value: "v"}, {Key: "k", Value: "w"}},
 		}
 		if _, err := p.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Payload: []byte("hi"), Properties: props}); err != nil {

@@ -107,7 +107,7 @@ func TestPushToRealBroker(t *testing.T) {
 	if n := p.appliedReloads(t) - reloadsBefore; n != 1 {
 		t.Errorf("fleetmq_auth_reloads_total{result=applied} grew by %d, want 1", n)
 	}
-	br = waitBroker(t, ns, "acme", "Ready at the new revision", func(b *mqttv1alpha1.Broker) bool {
+	waitBroker(t, ns, "acme", "Ready at the new revision", func(b *mqttv1alpha1.Broker) bool {
 		c, g := b.Status.Conditions, b.Generation
 		return b.Status.AuthRevision == rev+1 && len(b.Status.Pods) == 1 && b.Status.Pods[0].AppliedRevision == rev+1 &&
 			hasCond(c, mqttv1alpha1.ConditionAuthSynced, metav1.ConditionTrue, mqttv1alpha1.ReasonAuthSynced, g) &&

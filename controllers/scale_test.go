@@ -70,7 +70,7 @@ func TestScaleThousandUsers(t *testing.T) {
 		return last.Users == scaleUsers, fmt.Sprintf("%+v", last)
 	})
 	applied := time.Since(start)
-	br = waitBroker(t, ns, "fleet", "status at the broker's revision", func(b *mqttv1alpha1.Broker) bool {
+	waitBroker(t, ns, "fleet", "status at the broker's revision", func(b *mqttv1alpha1.Broker) bool {
 		return b.Status.AuthRevision == last.Revision && len(b.Status.Pods) == 1 && b.Status.Pods[0].AppliedRevision == last.Revision &&
 			meta.IsStatusConditionTrue(b.Status.Conditions, mqttv1alpha1.ConditionAuthSynced)
 	})

@@ -168,7 +168,7 @@ func envtestAssets() (string, error) {
 	cmd := exec.Command(filepath.Join("..", "hack", "envtest.sh"), "assets")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("KUBEBUILDER_ASSETS is not set and hack/envtest.sh assets failed: %v\n%s", err, stderr.String())
+		return "", fmt.Errorf("KUBEBUILDER_ASSETS is not set and hack/envtest.sh assets failed: %w\n%s", err, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	dir := strings.TrimSpace(lines[len(lines)-1])
@@ -514,7 +514,7 @@ func brokerBinary(t testing.TB) string {
 		cmd := exec.Command("go", "build", "-o", bin, "github.com/fleetmq/fleetmq/cmd/broker")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/broker: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build ./cmd/broker: %w\n%s", err, out)
 			return
 		}
 		brokerBin = bin
@@ -530,7 +530,6 @@ type brokerProc struct {
 	MQTTAddr, AdminAddr string
 	Token               string
 	cmd                 *exec.Cmd
-	log                 *bytes.Buffer
 }
 
 // freeAddr returns a 127.0.0.1 address with a port free right now.
@@ -629,7 +628,7 @@ func waitHealthy(p *brokerProc, exited <-chan error) error {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("fleetmq-broker exited: %v", err)
+			return fmt.Errorf("fleetmq-broker exited: %w", err)
 		default:
 		}
 		resp, err := http.Get("http://" + p.AdminAddr + "/healthz")

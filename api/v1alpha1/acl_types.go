@@ -145,7 +145,3 @@ type ACLList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ACL `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&ACL{}, &ACLList{})
-}

@@ -99,10 +99,10 @@ func TestReadPacket(t *testing.T) {
 	if first, body, err = ReadPacket(r, buf, 0); err != nil || first != 0xC0 || len(body) != 0 {
 		t.Fatalf("2nd packet: 0x%02X % X %v", first, body, err)
 	}
-	if _, _, err = ReadPacket(r, buf, 0); err != io.ErrUnexpectedEOF {
+	if _, _, err = ReadPacket(r, buf, 0); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("cut packet: err = %v, want io.ErrUnexpectedEOF", err)
 	}
-	if _, _, err = ReadPacket(r, buf, 0); err != io.EOF {
+	if _, _, err = ReadPacket(r, buf, 0); !errors.Is(err, io.EOF) {
 		t.Fatalf("at end: err = %v, want io.EOF", err)
 	}
 
@@ -113,7 +113,7 @@ func TestReadPacket(t *testing.T) {
 	if _, _, err := ReadPacket(bytes.NewReader([]byte{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01}), nil, 0); !errors.Is(err, ErrIncompleteRemaining) {
 		t.Errorf("five-byte length: err = %v", err)
 	}
-	if _, _, err := ReadPacket(bytes.NewReader([]byte{0x30}), nil, 0); err != io.ErrUnexpectedEOF {
+	if _, _, err := ReadPacket(bytes.NewReader([]byte{0x30}), nil, 0); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("cut header: err = %v", err)
 	}
 }
@@ -126,7 +126,7 @@ func TestReadPacketClaimedLength(t *testing.T) {
 		b.ReportAllocs()
 		for b.Loop() {
 			_, _, err := ReadPacket(bytes.NewReader(hdr), nil, 0)
-			if err != io.ErrUnexpectedEOF {
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
 				b.Fatal(err)
 			}
 		}

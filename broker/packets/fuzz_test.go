@@ -191,7 +191,7 @@ func frameReader(data []byte, max int) framed {
 	for {
 		first, body, err := ReadPacket(r, nil, max)
 		if err != nil {
-			if err != io.EOF && err != io.ErrUnexpectedEOF {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 				out.err = err
 			}
 			return out

@@ -51,7 +51,7 @@ func ServeListener(tb testing.TB, srv Server, ln net.Listener) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Serve(ctx, ln)
+		_ = srv.Serve(ctx, ln) // ends with ErrServerClosed at cleanup
 	}()
 	tb.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), Timeout)
