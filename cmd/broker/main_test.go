@@ -141,7 +141,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad address", []string{"--mqtt-addr", "nonsense"}, "", "listeners.mqtt"},
 		{"bad log level", []string{"--log-level", "loud"}, "", "log.level"},
 		{"missing config", []string{"--config", "/nonexistent/broker.yaml"}, "", "/nonexistent/broker.yaml"},
-		{"unknown config field", []string{"--config", writeFile(t, "c.yaml", "listeners:\n  mqtt: \":1883\"\n")}, "", "listeners"},
+		{"unknown config field", []string{"--config", writeFile(t, "c.yaml", "listenerz:\n  mqtt: \":1883\"\n")}, "", "listenerz"},
 		{"misspelt nested field", []string{"--config", writeFile(t, "c.yaml", "limits:\n  maxInflights: 3\n")}, "", "maxInflights"},
 		{"bad config value", []string{"--config", writeFile(t, "c.yaml", "limits:\n  maxPacketSize: 3\n")}, "", "maxPacketSize"},
 		{"two bad config values", []string{"--config", writeFile(t, "c.yaml", "log:\n  level: loud\n  format: xml\n")}, "", "log.level"},
