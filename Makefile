@@ -8,7 +8,7 @@ GOLANGCI_LINT := $(TOOLS)/golangci-lint
 FUZZTIME ?= 3s
 MQTT_ADDR ?= :1883
 
-.PHONY: all build run test unit fuzz lint fmt fmt-check vet bench tools clean manifests verify-manifests envtest-assets
+.PHONY: all build run test unit fuzz lint fmt fmt-check vet bench bench-compare tools clean manifests verify-manifests envtest-assets
 
 all: build
 
@@ -17,9 +17,10 @@ build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/fleetmq-broker ./cmd/broker
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/fleetmq-operator ./cmd/operator
 
-## run: the broker on $(MQTT_ADDR), anonymous access on (a local playground)
-run: build
-	bin/fleetmq-broker --mqtt-addr $(MQTT_ADDR) --allow-anonymous --log-format text
+## run: the broker on $(MQTT_ADDR) (anonymous access on: a local playground) and,
+## when a cluster is reachable, the operator against it
+run:
+	MQTT_ADDR=$(MQTT_ADDR) hack/run.sh
 
 ## test: everything CI checks: formatting, vet, lint, generated manifests up to date,
 ## race-enabled tests (the operator's against a real kube-apiserver and etcd), fuzz smoke
@@ -62,8 +63,42 @@ fmt-check:
 bench:
 	go test -run '^$$' -bench . -benchmem ./broker/...
 
+## bench-compare: fleetmq against Mosquitto and mochi-mqtt on loopback, same scenarios, one table
+## (hack/bench.sh; QUICK=1 for short windows, see the script for more knobs)
+bench-compare:
+	hack/bench.sh
+
 tools:
 	hack/tools.sh
 
 clean:
 	rm -rf bin
+
+# --- delivery: Dockerfile, Helm chart, Argo CD health checks, docs -------------
+.PHONY: docs verify-docs docker-check helm-lint chart-test argocd-test
+
+## docs: docs/crd-reference.md from the CRDs (run after make manifests)
+docs:
+	go run ./hack/crdref
+
+## verify-docs: fail when docs/crd-reference.md is stale
+verify-docs:
+	go run ./hack/crdref -check
+
+## docker-check: build both binaries exactly as the Dockerfile does, check they are static (no Docker engine needed)
+docker-check:
+	hack/docker-check.sh $(VERSION)
+
+## helm-lint: helm lint --strict and a helm template of charts/fleetmq
+helm-lint:
+	HELM="$$(hack/envtest.sh helm)" && \
+	"$$HELM" lint --strict charts/fleetmq && \
+	"$$HELM" template fleetmq charts/fleetmq --namespace fleetmq-system >/dev/null
+
+## chart-test: render the chart and server-side dry-run apply it (and config/) against envtest
+chart-test:
+	HELM="$$(hack/envtest.sh helm)" KUBEBUILDER_ASSETS="$$(hack/envtest.sh assets)" go test -count=1 ./test/chart/
+
+## argocd-test: run the Argo CD Lua health checks on the sample objects
+argocd-test:
+	go test -count=1 ./deploy/argocd/
