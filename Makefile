@@ -24,7 +24,7 @@ run:
 
 ## test: everything CI checks: formatting, vet, lint, generated manifests up to date,
 ## race-enabled tests (the operator's against a real kube-apiserver and etcd), fuzz smoke
-test: fmt-check vet lint verify-manifests unit fuzz
+test: fmt-check vet lint verify-manifests helm-lint docker-check unit fuzz
 
 unit:
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh assets)" go test -race -count=1 ./...
@@ -35,11 +35,13 @@ manifests:
 	"$$CG" object:headerFile=hack/boilerplate.go.txt paths=./api/... && \
 	"$$CG" rbac:roleName=fleetmq-operator crd paths=./api/... paths=./controllers/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	cp config/crd/bases/*.yaml charts/fleetmq/crds/
+	go run ./hack/crdref
 
-## verify-manifests: fail when the generated files are stale
+## verify-manifests: fail when generated files (CRDs, RBAC, deepcopy, chart CRDs, CRD reference) are stale
 verify-manifests: manifests
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
-		echo "generated files are stale; run make manifests and commit:"; git status --porcelain -- api config; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- api config charts docs)" ]; then \
+		echo "generated files are stale; run make manifests and commit:"; git status --porcelain -- api config charts docs; exit 1; fi
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) hack/fuzz.sh

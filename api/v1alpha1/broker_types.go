@@ -71,6 +71,7 @@ type BrokerSpec struct {
 // Listeners are the broker's client endpoints.
 // +kubebuilder:validation:XValidation:rule="!has(self.tls) || self.tls.port != self.mqtt.port",message="listeners.tls.port must differ from listeners.mqtt.port"
 // +kubebuilder:validation:XValidation:rule="!has(self.websocket) || self.websocket.port != self.mqtt.port",message="listeners.websocket.port must differ from listeners.mqtt.port"
+// +kubebuilder:validation:XValidation:rule="!has(self.tls) || !has(self.websocket) || self.tls.port != self.websocket.port",message="listeners.websocket.port must differ from listeners.tls.port"
 type Listeners struct {
 	// mqtt is the plain TCP listener.
 	// +optional
@@ -97,6 +98,7 @@ type MQTTListener struct {
 }
 
 // TLSListener serves MQTT over TLS.
+// +kubebuilder:validation:XValidation:rule="!has(self.useCommonNameAsUsername) || !self.useCommonNameAsUsername || (has(self.clientAuth) && self.clientAuth != 'None')",message="useCommonNameAsUsername needs clientAuth Optional or Required: the username comes from a verified client certificate"
 type TLSListener struct {
 	// port clients connect to.
 	// +optional
