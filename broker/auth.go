@@ -1,5 +1,7 @@
 package broker
 
+import "github.com/fleetmq/fleetmq/broker/packets"
+
 // AuthResult is the outcome of authenticating a CONNECT.
 type AuthResult int
 
@@ -67,3 +69,47 @@ func (closedAuthorizer) Rebind(Principal, string) (Principal, AuthResult) {
 	return nil, AuthNotAuthorized
 }
 func (closedAuthorizer) AllowAnonymous() bool { return false }
+
+// VerifiedUserConn is implemented by connections whose transport has
+// already authenticated the client: a TLS listener configured to take the
+// username from the client certificate (listeners.Conn with
+// UseCommonNameAsUsername) returns the verified certificate's subject CN.
+// When ok, that name is the client's username, the CONNECT's username and
+// password are ignored, and the Authorizer admits it through
+// VerifiedAuthorizer: the verified certificate is the credential.
+type VerifiedUserConn interface {
+	VerifiedUsername() (name string, ok bool)
+}
+
+// VerifiedAuthorizer is implemented by Authorizers that can admit a
+// username the transport has verified (VerifiedUserConn), without a
+// password. They must still refuse users they do not know or that are
+// disabled. An Authorizer without it refuses such clients (not authorized).
+type VerifiedAuthorizer interface {
+	AuthenticateVerified(username, clientID string) (Principal, AuthResult)
+}
+
+// authenticate decides a CONNECT with a, taking the username from the
+// connection when its transport verified one (cp.Username is then set to
+// it, for logs).
+func (c *client) authenticate(a Authorizer, cp *packets.Connect) (Principal, AuthResult) {
+	if vc, ok := c.conn.(VerifiedUserConn); ok {
+		if name, ok := vc.VerifiedUsername(); ok {
+			cp.Username, cp.HasUsername, cp.Password = name, true, nil
+			va, ok := a.(VerifiedAuthorizer)
+			if !ok {
+				return nil, AuthNotAuthorized
+			}
+			return va.AuthenticateVerified(name, cp.ClientID)
+		}
+	}
+	return a.Authenticate(cp.Username, cp.HasUsername, cp.Password, cp.ClientID)
+}
+
+func (openAuthorizer) AuthenticateVerified(string, string) (Principal, AuthResult) {
+	return allowAll{hadUsername: true}, AuthOK
+}
+
+func (closedAuthorizer) AuthenticateVerified(string, string) (Principal, AuthResult) {
+	return nil, AuthNotAuthorized
+}

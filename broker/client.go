@@ -67,6 +67,8 @@ type client struct {
 	problemInfo  bool // v5 Request Problem Information
 	normalClose  atomic.Bool
 	closeReason  atomic.Uint32 // v5 reason code a kick asked for; 0 none
+	// held counts replies waiting for a store commit (afterDurable).
+	held atomic.Int32
 
 	// outMu guards out, spare, flushing, closing, closed and aliasesOut.
 	outMu      sync.Mutex

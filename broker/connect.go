@@ -60,7 +60,7 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 	}
 
 	authorizer := s.authorizer()
-	principal, res := authorizer.Authenticate(cp.Username, cp.HasUsername, cp.Password, cp.ClientID)
+	principal, res := c.authenticate(authorizer, &cp)
 	if res != AuthOK {
 		s.stats.AuthFailures.Add(1)
 		code := codeFor(cp.Version, packets.ConnRefusedBadUsernamePass, packets.BadUserNameOrPassword)
@@ -192,6 +192,7 @@ func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer,
 		st.connected.Store(true)
 		st.principal.Store(&principalBox{p})
 		st.expiry, st.expiryAtConnect = expiry, expiry
+		st.persistAttachLocked(p)
 		if st.expiryTimer != nil {
 			st.expiryTimer.Stop()
 			st.expiryTimer = nil

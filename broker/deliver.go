@@ -5,6 +5,7 @@ import (
 
 	"github.com/fleetmq/fleetmq/broker/packets"
 	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/store"
 )
 
 // deliver hands one message to this session: written at once when the
@@ -32,6 +33,11 @@ func (st *clientState) deliver(r *routed, qos byte, retain bool, subIDs []uint32
 	if len(subIDs) > 0 {
 		d.SubIDs = append([]uint32(nil), subIDs...)
 	}
+	if st.durable {
+		st.seq++
+		d.Seq = st.seq
+		r.persisted = true
+	}
 	if c != nil && st.queue.Len() == 0 && st.inflight.Len() < int(c.receiveMax) {
 		if st.sendLocked(c, d, r.now.UnixNano()) {
 			return true
@@ -45,12 +51,15 @@ func (st *clientState) enqueueLocked(d session.Delivery) bool {
 	dropped, ok := st.queue.Push(d)
 	if dropped != nil {
 		st.srv.stats.MessagesDropped.Add(1)
+		st.forgetLocked(dropped.Seq)
 	}
 	if !ok {
 		st.srv.stats.MessagesDropped.Add(1)
 		st.srv.log.Debug("Session queue full; message dropped", "client", st.id, "topic", d.Msg.Topic)
+		return false
 	}
-	return ok
+	st.putLocked(store.Delivery{Delivery: d})
+	return true
 }
 
 // sendLocked writes a QoS 1/2 delivery with a fresh packet id and records
@@ -59,6 +68,7 @@ func (st *clientState) enqueueLocked(d session.Delivery) bool {
 func (st *clientState) sendLocked(c *client, d session.Delivery, now int64) bool {
 	if d.Msg.Expired(now) {
 		st.srv.stats.MessagesDropped.Add(1)
+		st.forgetLocked(d.Seq)
 		return true // expired messages are never delivered [MQTT-3.3.2-5]
 	}
 	id, ok := st.inflight.NextID()
@@ -77,14 +87,23 @@ func (st *clientState) sendLocked(c *client, d session.Delivery, now int64) bool
 		c.outMu.Unlock()
 		return false
 	}
+	if st.durable && d.Seq != 0 && (d.QoS == 2 || st.inflight.LastUnsent()) {
+		// Held until the store has its id; later ones wait behind it so
+		// the client sees them in order.
+		c.outMu.Unlock()
+		st.sendHeldLocked(id, d)
+		return true
+	}
 	sent := c.encodePublishLocked(&out, now)
 	c.outMu.Unlock()
 	if !sent {
 		// Larger than the client accepts [MQTT-3.1.2-25]: discarded as if sent.
 		st.srv.stats.MessagesDropped.Add(1)
+		st.forgetLocked(d.Seq)
 		return true
 	}
 	st.inflight.Add(id, d)
+	st.putLocked(store.Delivery{Delivery: d, Inflight: true, State: session.AwaitAck, PacketID: id})
 	return true
 }
 
@@ -101,6 +120,7 @@ func (st *clientState) fillLocked(now time.Time) {
 		if d.Msg.Expired(ns) {
 			st.queue.Pop()
 			st.srv.stats.MessagesDropped.Add(1)
+			st.forgetLocked(d.Seq)
 			continue
 		}
 		if d.QoS == 0 {
@@ -127,6 +147,9 @@ func (st *clientState) resendLocked(now time.Time) {
 	c := st.client
 	ns := now.UnixNano()
 	st.inflight.Range(func(o *session.Outflight) bool {
+		if o.Unsent {
+			return true // sent once the store has it (sendHeldLocked)
+		}
 		if o.State == session.AwaitComp {
 			c.writeAck(packets.PUBREL, o.ID, packets.Success, "")
 			return true
@@ -235,6 +258,7 @@ func (c *client) handleAck(t packets.Type, flags byte, body []byte) error {
 	switch t {
 	case packets.PUBACK:
 		if o := st.inflight.Find(a.PacketID); o != nil && o.QoS == 1 {
+			st.forgetLocked(o.Seq) // before Remove: o points into the window
 			st.inflight.Remove(a.PacketID)
 			st.fillLocked(now)
 		}
@@ -247,14 +271,22 @@ func (c *client) handleAck(t packets.Type, flags byte, body []byte) error {
 			c.writeAck(packets.PUBREL, a.PacketID, packets.PacketIdentifierNotFound, "")
 		case a.ReasonCode.IsError():
 			// The receiver refused it; the exchange ends here [MQTT-4.3.3].
+			st.forgetLocked(o.Seq)
 			st.inflight.Remove(a.PacketID)
 			st.fillLocked(now)
 		default:
-			o.State = session.AwaitComp
-			c.writeAck(packets.PUBREL, a.PacketID, packets.Success, "")
+			if o.State != session.AwaitComp {
+				o.State = session.AwaitComp
+				st.putLocked(store.Delivery{Delivery: o.Delivery, Inflight: true, State: session.AwaitComp, PacketID: o.ID})
+			}
+			// Once PUBREL is out the receiver forgets the id: a restart
+			// must not find the delivery still awaiting PUBREC and resend it.
+			id := a.PacketID
+			c.afterDurable(st.durable, func() { c.writeAck(packets.PUBREL, id, packets.Success, "") })
 		}
 	case packets.PUBCOMP:
 		if o := st.inflight.Find(a.PacketID); o != nil && o.QoS == 2 {
+			st.forgetLocked(o.Seq)
 			st.inflight.Remove(a.PacketID)
 			st.fillLocked(now)
 		}
@@ -265,7 +297,12 @@ func (c *client) handleAck(t packets.Type, flags byte, body []byte) error {
 		} else {
 			code = packets.PacketIdentifierNotFound
 		}
-		c.writeAck(packets.PUBCOMP, a.PacketID, code, "")
+		if st.durable {
+			st.srv.store.ReleaseInboundQoS2(st.id, a.PacketID)
+		}
+		// PUBCOMP frees the id for the client: the release must be durable
+		// first, or a restart would take the id's next message for a resend.
+		c.afterDurable(st.durable, func() { c.writeAck(packets.PUBCOMP, a.PacketID, code, "") })
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/fleetmq/fleetmq/broker/store"
 )
 
 // Limits bound what one client or the whole broker may use. Zero values are
@@ -139,6 +141,10 @@ type Options struct {
 	// DisablePoller keeps a reader goroutine per connection even where idle
 	// connections could be parked in epoll (Linux, plain TCP).
 	DisablePoller bool
+	// Store makes persistent sessions, their messages and retained
+	// messages survive a restart (see broker/store); nil keeps everything
+	// in memory. New loads it; Shutdown flushes and closes it.
+	Store store.Store
 }
 
 // Hooks let an embedder (the admin API's metrics) observe the broker

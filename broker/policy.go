@@ -15,6 +15,16 @@ func (a policyAuthorizer) Authenticate(username string, hasUsername bool, passwo
 	return id, AuthOK
 }
 
+// AuthenticateVerified admits a username a verified client certificate
+// vouches for, without a password (see authz.Policy.AuthenticateVerified).
+func (a policyAuthorizer) AuthenticateVerified(username, clientID string) (Principal, AuthResult) {
+	id, res := a.p.AuthenticateVerified(username, clientID)
+	if res != authz.AuthOK {
+		return nil, AuthResult(res)
+	}
+	return id, AuthOK
+}
+
 // Rebind moves an identity to the new policy. A principal that did not come
 // from a policy (the broker ran open before its first bundle) keeps its
 // place only as an anonymous client the new policy admits; a client that had

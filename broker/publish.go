@@ -21,6 +21,10 @@ type routed struct {
 	origin *clientState // nil for $SYS
 	now    time.Time
 	msg    *session.Message
+	// persisted is set when routing wrote to the store (a delivery to a
+	// durable session, a retained message): the PUBLISH is acknowledged
+	// once that is durable.
+	persisted bool
 }
 
 // message returns the kept copy, making it on first use.
@@ -94,13 +98,16 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 		return c.refusePublish(p, packets.NotAuthorized, "not authorized to publish to this topic")
 	}
 
+	persisted := false
 	if p.QoS == 2 {
 		st := c.st
 		st.mu.Lock()
 		if _, dup := st.inboundQoS2[p.PacketID]; dup {
 			// Already routed; the client missed our PUBREC [MQTT-4.3.3-10].
+			durable := st.durable
 			st.mu.Unlock()
-			c.writeAck(packets.PUBREC, p.PacketID, packets.Success, "")
+			id := p.PacketID
+			c.afterDurable(durable, func() { c.writeAck(packets.PUBREC, id, packets.Success, "") })
 			return nil
 		}
 		if len(st.inboundQoS2) >= int(s.lim.MaxInflight) {
@@ -112,6 +119,10 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 			st.inboundQoS2 = make(map[uint16]struct{})
 		}
 		st.inboundQoS2[p.PacketID] = struct{}{}
+		if st.durable {
+			s.store.SaveInboundQoS2(st.id, p.PacketID)
+			persisted = true
+		}
 		st.mu.Unlock()
 	}
 
@@ -123,17 +134,26 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 	r.pub.Props.SubscriptionIDs = nil
 	n := s.route(r)
 	r.msg = nil // the next PUBLISH must not see this one's copy
+	persisted = persisted || r.persisted
 
 	code := packets.Success
 	if n == 0 && c.version == packets.V5 {
 		code = packets.NoMatchingSubscribers
 	}
-	switch p.QoS {
-	case 1:
-		c.writeAck(packets.PUBACK, p.PacketID, code, "")
-	case 2:
-		c.writeAck(packets.PUBREC, p.PacketID, code, "")
+	if p.QoS == 0 {
+		return nil
 	}
+	t, id := packets.PUBACK, p.PacketID
+	if p.QoS == 2 {
+		t = packets.PUBREC
+	}
+	if s.store == nil {
+		c.writeAck(t, id, code, "")
+		return nil
+	}
+	// Acknowledged once stored for every durable session it goes to
+	// (and retained), without holding up the next PUBLISH.
+	c.afterDurable(persisted, func() { c.writeAck(t, id, code, "") })
 	return nil
 }
 
@@ -281,6 +301,23 @@ func (s *Server) merge(sc *matchScratch, r *routed) []target {
 // retain stores, replaces or (empty payload) deletes the retained message
 // of a topic [MQTT-3.3.1-5..7].
 func (s *Server) retain(r *routed) {
+	if s.store != nil && r.origin != nil {
+		// retainMu keeps the store's order of writes to a topic the
+		// trie's; broker-originated ($SYS) messages are not stored.
+		s.retainMu.Lock()
+		defer s.retainMu.Unlock()
+		r.persisted = true
+		if len(r.pub.Payload) == 0 {
+			if s.retained.Delete(string(r.topic)) {
+				s.store.DeleteRetained(string(r.topic))
+			}
+			return
+		}
+		m := r.message()
+		s.retained.Set(m.Topic, m)
+		s.store.SetRetained(m)
+		return
+	}
 	if len(r.pub.Payload) == 0 {
 		s.retained.Delete(string(r.topic))
 		return

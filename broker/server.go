@@ -22,6 +22,7 @@ import (
 
 	"github.com/fleetmq/fleetmq/broker/packets"
 	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/store"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
 
@@ -43,6 +44,10 @@ type Server struct {
 	retained *topic.Retained[*session.Message]
 	stats    Stats
 
+	store     store.Store // nil: in memory only
+	storeOnce sync.Once
+	retainMu  sync.Mutex // orders retained writes to the store (persist.go)
+
 	// mu guards sessions, clients, listeners and closing. It is taken on
 	// connect, disconnect and reload, never on the publish path.
 	mu        sync.Mutex
@@ -51,7 +56,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	closing   bool
 
-	poller *poller // nil: a reader goroutine per connection
+	poller     *poller // nil: a reader goroutine per connection
+	pollerOnce sync.Once
 
 	wg      sync.WaitGroup // one per live client and Serve loop
 	sysStop chan struct{}
@@ -95,6 +101,16 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.auth.Store(&authBox{a})
+	if opts.Store != nil {
+		// Keys are a client id plus a topic or filter; bbolt bounds keys.
+		if n := s.lim.MaxClientIDLength + s.lim.MaxTopicLength + 16; n > store.MaxKeySize {
+			return nil, fmt.Errorf("broker: maxClientIDLength + maxTopicLength must stay below %d bytes with a store", store.MaxKeySize-16)
+		}
+		s.store = opts.Store
+		if err := s.restore(); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+	}
 	if s.opts.SysInterval >= 0 {
 		iv := s.opts.SysInterval
 		if iv == 0 {
@@ -197,19 +213,44 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() {
 		s.wg.Wait()
 		if s.poller != nil {
-			s.poller.close()
+			// Once: a second Shutdown writing to the closed eventfd could
+			// hit a descriptor that number now belongs to (another
+			// poller's, a client's socket).
+			s.pollerOnce.Do(s.poller.close)
 		}
 		close(done)
 	}()
 	select {
 	case <-done:
-		return nil
+		return s.closeStore()
 	case <-ctx.Done():
 		for _, c := range clients {
 			c.conn.Close()
 		}
+		// Give the connections a moment to let go of their sessions, so
+		// their last state is stored, then flush whatever is queued.
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
+		if err := s.closeStore(); err != nil {
+			return errors.Join(ctx.Err(), err)
+		}
 		return ctx.Err()
 	}
+}
+
+// closeStore flushes and closes the store, once.
+func (s *Server) closeStore() (err error) {
+	if s.store == nil {
+		return nil
+	}
+	s.storeOnce.Do(func() {
+		if err = s.store.Close(); err != nil {
+			err = fmt.Errorf("broker: close store: %w", err)
+		}
+	})
+	return err
 }
 
 // SetAuthorizer swaps the users and permissions in force. Connections whose

@@ -34,6 +34,12 @@ type clientState struct {
 	expiryTimer     *time.Timer
 	will            *pendingWill // armed when the connection dropped with a delayed will
 	ended           bool
+	// durable: the session is in the store (Options.Store set, expiry > 0);
+	// seq numbers its deliveries there; restored: loaded from the store and
+	// not yet claimed by a connection (persist.go).
+	durable  bool
+	restored bool
+	seq      uint64
 }
 
 type principalBox struct{ p Principal }
@@ -83,6 +89,10 @@ func (st *clientState) endLocked() *session.Message {
 	if st.srv.sessions[st.id] == st {
 		delete(st.srv.sessions, st.id)
 	}
+	if st.durable {
+		st.srv.store.DeleteSession(st.id)
+		st.durable = false
+	}
 	var will *session.Message
 	if st.will != nil {
 		st.will.timer.Stop()
@@ -118,6 +128,9 @@ func (s *Server) detach(c *client) {
 			}
 		default:
 			st.expiryTimer = time.AfterFunc(time.Duration(st.expiry)*time.Second, func() { s.expire(st) })
+			if st.durable {
+				s.store.SaveSession(st.id, st.expiry, now.UnixNano())
+			}
 			if will != nil {
 				delay := time.Duration(0)
 				if c.will.Props.HasWillDelay {
@@ -194,6 +207,9 @@ func (st *clientState) rebind(a Authorizer) bool {
 	if old == nil {
 		return true
 	}
+	if _, ok := old.(restoredPrincipal); ok {
+		return true // checked under the new rules when its client returns
+	}
 	np, res := a.Rebind(old, st.id)
 	s := st.srv
 	if res != AuthOK {
@@ -233,6 +249,9 @@ func (st *clientState) rebind(a Authorizer) bool {
 		if !np.CanSubscribe(ref.filter) {
 			s.index.Unsubscribe(st, ref.group, ref.filter)
 			delete(st.subs, key)
+			if st.durable {
+				s.store.DeleteSubscription(st.id, key)
+			}
 			s.log.Info("Subscription removed after auth reload", "client", st.id, "filter", key)
 		}
 	}
@@ -244,5 +263,8 @@ func (st *clientState) rebind(a Authorizer) bool {
 func (st *clientState) subscribeLocked(key string, sub topic.Subscription) (existed bool) {
 	existed = st.srv.index.Subscribe(st, sub)
 	st.subs[key] = subRef{group: sub.Group, filter: sub.Filter}
+	if st.durable {
+		st.srv.store.SaveSubscription(st.id, key, sub)
+	}
 	return existed
 }

@@ -23,10 +23,6 @@ func (c *client) handleSubscribe(flags byte, body []byte) error {
 	}
 	principal := c.st.getPrincipal()
 	codes := make([]packets.ReasonCode, len(sp.Subscriptions))
-	type replay struct {
-		filter string
-		sub    topic.Subscription
-	}
 	var replays []replay
 
 	st := c.st
@@ -62,8 +58,25 @@ func (c *client) handleSubscribe(flags byte, body []byte) error {
 			replays = append(replays, replay{filter: filter, sub: sub})
 		}
 	}
+	durable := st.durable
 	st.mu.Unlock()
 
+	// A durable session's SUBACK waits until the subscriptions are stored;
+	// retained messages follow it.
+	c.afterDurable(durable, func() { c.subscribed(&sp, codes, principal, replays) })
+	return nil
+}
+
+// replay is a retained-message replay a new subscription asks for.
+type replay struct {
+	filter string
+	sub    topic.Subscription
+}
+
+// subscribed answers SUBACK and sends the retained messages the new
+// subscriptions ask for.
+func (c *client) subscribed(sp *packets.Subscribe, codes []packets.ReasonCode, principal Principal, replays []replay) {
+	s, st := c.srv, c.st
 	ack := packets.Suback{PacketID: sp.PacketID, ReasonCodes: codes}
 	c.writePacket(func(b []byte) []byte { return ack.Append(b, c.version) })
 
@@ -88,7 +101,6 @@ func (c *client) handleSubscribe(flags byte, body []byte) error {
 			return true
 		})
 	}
-	return nil
 }
 
 // handleUnsubscribe removes subscriptions and answers UNSUBACK.
@@ -108,12 +120,16 @@ func (c *client) handleUnsubscribe(flags byte, body []byte) error {
 		if ok {
 			c.srv.index.Unsubscribe(st, ref.group, ref.filter)
 			delete(st.subs, f)
+			if st.durable {
+				c.srv.store.DeleteSubscription(st.id, f)
+			}
 		}
 		if c.version == packets.V5 && !ok {
 			ack.ReasonCodes[i] = packets.NoSubscriptionExisted
 		}
 	}
+	durable := st.durable
 	st.mu.Unlock()
-	c.writePacket(func(b []byte) []byte { return ack.Append(b, c.version) })
+	c.afterDurable(durable, func() { c.writePacket(func(b []byte) []byte { return ack.Append(b, c.version) }) })
 	return nil
 }

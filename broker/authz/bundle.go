@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -88,20 +86,35 @@ const (
 	EffectDeny  Effect = "deny"
 )
 
-// Parse decodes a bundle strictly: unknown fields and trailing data are
-// errors. It does not validate the contents (Compile does); limiting the
-// input size is the caller's business.
+// Parse decodes a bundle strictly. It does not validate the contents
+// (Compile does); limiting the input size is the caller's business.
+//
+// It accepts what encoding/json with unknown fields disallowed accepts,
+// except that it is stricter in three ways:
+//
+//   - Field names are case-sensitive: "Revision" is an unknown field, not
+//     revision (encoding/json folds case).
+//   - A field given twice in one object is an error (encoding/json keeps
+//     the last value).
+//   - The document must be an object; "null" is not an empty bundle.
+//
+// As with encoding/json, null leaves a string, boolean, number or object at
+// its zero value and makes a list nil, while [] makes an empty, non-nil
+// list; revision is an integer without fraction or exponent ("1.0" and
+// "1e3" are errors); string escapes, \uXXXX surrogate pairs included, are
+// decoded, and invalid UTF-8 and unpaired surrogates become U+FFFD; and
+// anything but whitespace after the object is an error.
+//
+// Errors wrap a *ParseError that gives the byte offset, line and JSON path
+// of the problem, e.g.
+//
+//	parse auth bundle: users[3]: unknown field "passwordHas" (byte offset 812, line 40)
 func Parse(data []byte) (*Bundle, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var b Bundle
-	if err := dec.Decode(&b); err != nil {
+	b, err := parseBundle(data)
+	if err != nil {
 		return nil, fmt.Errorf("parse auth bundle: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("parse auth bundle: trailing data after the JSON object")
-	}
-	return &b, nil
+	return b, nil
 }
 
 // Validate reports every problem of the bundle, joined with errors.Join,

@@ -13,6 +13,7 @@ type Identity struct {
 	clientID     string
 	anonymous    bool
 	passwordHash string // the hash the password was verified against
+	certificate  bool   // admitted by AuthenticateVerified: no password
 	tries        []*node
 }
 

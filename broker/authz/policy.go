@@ -224,10 +224,30 @@ func (p *Policy) Authenticate(username string, hasUsername bool, password []byte
 	return p.bind(u, clientID), AuthOK
 }
 
+// AuthenticateVerified decides a CONNECT whose username the transport has
+// already verified: the subject CN of a client certificate checked against
+// the listener's CA. The certificate is the credential, so no password is
+// checked, but the user must be in the bundle:
+//
+//   - unknown username or disabled user: AuthNotAuthorized (the certificate
+//     was good; this principal is not admitted);
+//   - otherwise AuthOK, bound like a password-authenticated user.
+func (p *Policy) AuthenticateVerified(username, clientID string) (*Identity, AuthResult) {
+	u := p.users[username]
+	if u == nil || u.disabled {
+		return nil, AuthNotAuthorized
+	}
+	id := p.bind(u, clientID)
+	id.certificate = true
+	return id, AuthOK
+}
+
 // Rebind re-resolves an identity granted by an earlier policy against p,
 // after a hot reload. It needs no password: the identity remembers the
 // password hash it was verified against.
 //
+//   - certificate identity (AuthenticateVerified): user gone or disabled:
+//     AuthNotAuthorized; its password hash does not matter;
 //   - user gone, or its passwordHash changed: AuthBadCredentials;
 //   - user disabled: AuthNotAuthorized;
 //   - anonymous identity while p refuses anonymous clients: AuthNotAuthorized;
@@ -244,6 +264,9 @@ func (p *Policy) Rebind(old *Identity) (*Identity, AuthResult) {
 		return p.bind(nil, old.clientID), AuthOK
 	}
 	u := p.users[old.username]
+	if old.certificate {
+		return p.AuthenticateVerified(old.username, old.clientID)
+	}
 	switch {
 	case u == nil, u.hashStr != old.passwordHash:
 		return nil, AuthBadCredentials

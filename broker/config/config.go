@@ -30,6 +30,10 @@ type Config struct {
 	// DataDir is where sessions and retained messages persist; empty keeps
 	// them in memory.
 	DataDir string `json:"dataDir,omitempty"`
+	// DataDirResetCorrupt moves a corrupt data directory aside
+	// (<dir>.corrupt-<timestamp>) and starts empty instead of refusing to
+	// start. Flag only (--data-dir-reset-corrupt): an operator's decision.
+	DataDirResetCorrupt bool `json:"-"`
 	// Limits bound clients and the broker; zero fields take defaults.
 	Limits broker.Limits `json:"limits,omitempty"`
 	// Log configures logging.
@@ -47,6 +51,42 @@ type Listeners struct {
 	Admin string `json:"admin,omitempty"`
 	// AdminTLS serves the admin API over TLS when set.
 	AdminTLS *TLSFiles `json:"adminTLS,omitempty"`
+	// TLS is the MQTT-over-TLS listener; none when absent.
+	TLS *TLSListener `json:"tls,omitempty"`
+	// WebSocket is the MQTT-over-WebSocket listener; none when absent.
+	WebSocket *WebSocketListener `json:"websocket,omitempty"`
+}
+
+// TLSListener serves MQTT over TLS. The files are watched and reloaded when
+// they change (cert-manager rotating a mounted Secret).
+type TLSListener struct {
+	// Addr is the listen address (default ":8883").
+	Addr string `json:"addr,omitempty"`
+	// CertFile and KeyFile are the server certificate and key, PEM.
+	CertFile string `json:"certFile"`
+	KeyFile  string `json:"keyFile"`
+	// CAFile holds the CA certificates client certificates are verified
+	// against; required when ClientAuth is optional or required.
+	CAFile string `json:"caFile,omitempty"`
+	// ClientAuth is none (default), optional (verify a certificate when the
+	// client presents one) or required.
+	ClientAuth string `json:"clientAuth,omitempty"`
+	// UseCommonNameAsUsername makes a verified client certificate the
+	// credential: its subject CN is the username, no password is needed,
+	// and the CONNECT's username and password are ignored. Needs ClientAuth
+	// optional or required.
+	UseCommonNameAsUsername bool `json:"useCommonNameAsUsername,omitempty"`
+}
+
+// WebSocketListener serves MQTT over WebSocket (subprotocol "mqtt").
+type WebSocketListener struct {
+	// Addr is the listen address (default ":8080").
+	Addr string `json:"addr,omitempty"`
+	// Path is the URL path of the endpoint (default "/mqtt").
+	Path string `json:"path,omitempty"`
+	// TLS serves wss:// with listeners.tls's certificate and client
+	// certificate mode (never its useCommonNameAsUsername).
+	TLS bool `json:"tls,omitempty"`
 }
 
 // TLSFiles name a certificate and its key (PEM), as cert-manager writes them.
@@ -114,6 +154,47 @@ func Load(path string) (Config, error) {
 // Marshal renders cfg as YAML (the operator writes this into a ConfigMap).
 func Marshal(cfg Config) ([]byte, error) { return yaml.Marshal(cfg) }
 
+// validateMQTT checks the TLS and WebSocket listeners.
+func (l Listeners) validateMQTT() []error {
+	var errs []error
+	checkAddr := func(name, addr string) {
+		if addr == "" {
+			return
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
+		}
+	}
+	if t := l.TLS; t != nil {
+		checkAddr("listeners.tls.addr", t.Addr)
+		if t.CertFile == "" || t.KeyFile == "" {
+			errs = append(errs, errors.New("listeners.tls: certFile and keyFile are both required"))
+		}
+		switch t.ClientAuth {
+		case "", "none":
+			if t.UseCommonNameAsUsername {
+				errs = append(errs, errors.New("listeners.tls.useCommonNameAsUsername: needs clientAuth optional or required"))
+			}
+		case "optional", "required":
+			if t.CAFile == "" {
+				errs = append(errs, fmt.Errorf("listeners.tls.caFile: required with clientAuth %s", t.ClientAuth))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("listeners.tls.clientAuth %q: want none, optional or required", t.ClientAuth))
+		}
+	}
+	if w := l.WebSocket; w != nil {
+		checkAddr("listeners.websocket.addr", w.Addr)
+		if w.Path != "" && !strings.HasPrefix(w.Path, "/") {
+			errs = append(errs, fmt.Errorf("listeners.websocket.path %q: must start with /", w.Path))
+		}
+		if w.TLS && l.TLS == nil {
+			errs = append(errs, errors.New("listeners.websocket.tls: needs listeners.tls (its certificate)"))
+		}
+	}
+	return errs
+}
+
 // Validate names the first setting that cannot work.
 func (c Config) Validate() error {
 	var errs []error
@@ -128,6 +209,7 @@ func (c Config) Validate() error {
 	if t := c.Listeners.AdminTLS; t != nil && (t.CertFile == "" || t.KeyFile == "") {
 		errs = append(errs, errors.New("listeners.adminTLS: certFile and keyFile are both required"))
 	}
+	errs = append(errs, c.Listeners.validateMQTT()...)
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("limits: %w", err))
 	}

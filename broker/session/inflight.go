@@ -11,6 +11,10 @@ const (
 type Outflight struct {
 	ID    uint16
 	State byte
+	// Unsent marks a QoS 2 delivery of a persistent session whose PUBLISH
+	// is held until the store has its packet id durably, so that a restart
+	// cannot resend it under another id (and the receiver see it twice).
+	Unsent bool
 	Delivery
 }
 
@@ -57,6 +61,11 @@ func (f *Inflight) Remove(id uint16) (Outflight, bool) {
 		}
 	}
 	return Outflight{}, false
+}
+
+// LastUnsent reports whether the newest entry is still held unsent.
+func (f *Inflight) LastUnsent() bool {
+	return len(f.items) > 0 && f.items[len(f.items)-1].Unsent
 }
 
 // Range calls fn on each entry in send order until fn returns false.

@@ -7,6 +7,9 @@ type Delivery struct {
 	QoS    byte     // granted QoS: min(published, subscribed)
 	Retain bool     // retain flag to send (retain-as-published or a retained replay)
 	SubIDs []uint32 // v5 subscription identifiers of every matching subscription
+	// Seq orders a persistent session's deliveries in the store (its key
+	// there); 0 when the delivery is not persisted.
+	Seq uint64
 }
 
 // Queue is a bounded FIFO of deliveries waiting for a connection or for room

@@ -171,6 +171,47 @@ func (ix *Index[K]) unsubscribeLocked(n *node[K], key K, group, f string) bool {
 	return ok
 }
 
+// Get returns a copy of key's subscription to filter in group ("" for a
+// non-shared one).
+func (ix *Index[K]) Get(key K, group, filter string) (Subscription, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n := &ix.root
+	for f := filter; n != nil; {
+		level, rest, more := strings.Cut(f, "/")
+		switch {
+		case level == "+":
+			n = n.plus
+		case level == "#" && !more:
+			n = n.hash
+		default:
+			n = n.kids.get(level)
+		}
+		if n == nil || !more {
+			break
+		}
+		f = rest
+	}
+	if n == nil {
+		return Subscription{}, false
+	}
+	items, pos := n.subs, (*map[K]int32)(nil)
+	if n.ext != nil {
+		pos = &n.ext.pos
+	}
+	if group != "" {
+		g := n.group(group)
+		if g == nil {
+			return Subscription{}, false
+		}
+		items, pos = g.members, &g.pos
+	}
+	if i := find(items, pos, key); i >= 0 {
+		return *items[i].Sub, true
+	}
+	return Subscription{}, false
+}
+
 // Count returns the number of stored subscriptions, shared ones included.
 func (ix *Index[K]) Count() int {
 	ix.mu.RLock()

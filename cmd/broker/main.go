@@ -24,6 +24,7 @@ import (
 	"github.com/fleetmq/fleetmq/broker"
 	"github.com/fleetmq/fleetmq/broker/admin"
 	"github.com/fleetmq/fleetmq/broker/config"
+	"github.com/fleetmq/fleetmq/broker/store"
 )
 
 // version is set by the build (-ldflags "-X main.version=...").
@@ -79,9 +80,11 @@ func parseFlags(args []string, stderr io.Writer) (config.Config, error) {
 	authFile := fs.String("auth-file", "", "auth bundle (JSON), watched and reloaded")
 	anonymous := fs.Bool("allow-anonymous", false, "accept clients without credentials")
 	dataDir := fs.String("data-dir", "", "directory for persistent sessions and retained messages")
+	resetCorrupt := fs.Bool("data-dir-reset-corrupt", false, "move a corrupt --data-dir aside (<dir>.corrupt-<timestamp>) and start empty")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "text or json")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	lf := addListenerFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -117,10 +120,14 @@ func parseFlags(args []string, stderr io.Writer) (config.Config, error) {
 			cfg.AllowAnonymous = *anonymous
 		case "data-dir":
 			cfg.DataDir = *dataDir
+		case "data-dir-reset-corrupt":
+			cfg.DataDirResetCorrupt = *resetCorrupt
 		case "log-level":
 			cfg.Log.Level = *logLevel
 		case "log-format":
 			cfg.Log.Format = *logFormat
+		default:
+			lf.apply(&cfg, f.Name)
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -143,14 +150,26 @@ func newLogger(l config.Log, w io.Writer) *slog.Logger {
 // gracefully: listeners close, v5 clients get DISCONNECT 0x8B, output is
 // flushed.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	var st store.Store
+	if cfg.DataDir != "" {
+		b, err := openStore(cfg.DataDir, cfg.DataDirResetCorrupt, log)
+		if err != nil {
+			return err
+		}
+		st = b
+	}
 	srv, err := broker.New(broker.Options{
 		Limits:         cfg.Limits,
 		AllowAnonymous: cfg.AllowAnonymous,
 		SysInterval:    cfg.SysInterval.Duration,
 		Version:        version,
 		Logger:         log,
+		Store:          st,
 	})
 	if err != nil {
+		if st != nil {
+			st.Close()
+		}
 		return usageError{err}
 	}
 	metrics := admin.NewMetrics(srv)
@@ -171,8 +190,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listeners.MQTT, err)
 	}
 	log.Info("MQTT listener started", "addr", ln.Addr().String(), "version", version)
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	go func() { errc <- srv.Serve(ctx, ln) }()
+	if err := serveListeners(ctx, cfg.Listeners, srv, log, errc); err != nil {
+		return err
+	}
 
 	var adminSrv *http.Server
 	if cfg.Listeners.Admin != "" {

@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,11 +22,6 @@ import (
 
 // BrokerConfig is the broker configuration file rendered from the Broker.
 // Everything the broker needs is here; the container gets only --config.
-//
-// The broker's configuration has no TLS or WebSocket listener fields yet:
-// the StatefulSet and Services already expose those ports and mount the TLS
-// Secret, and the listeners join this file when the broker config gains
-// them.
 func BrokerConfig(b *v1alpha1.Broker) config.Config {
 	level := b.Spec.LogLevel
 	if level == "" {
@@ -33,8 +29,10 @@ func BrokerConfig(b *v1alpha1.Broker) config.Config {
 	}
 	return config.Config{
 		Listeners: config.Listeners{
-			MQTT:  ":" + strconv.Itoa(int(mqttPort(b))),
-			Admin: ":" + strconv.Itoa(AdminPort),
+			MQTT:      ":" + strconv.Itoa(int(mqttPort(b))),
+			Admin:     ":" + strconv.Itoa(AdminPort),
+			TLS:       tlsListener(b.Spec.Listeners.TLS),
+			WebSocket: webSocketListener(b.Spec.Listeners.WebSocket),
 		},
 		AllowAnonymous: b.Spec.AllowAnonymous,
 		AuthFile:       path.Join(AuthDir, AuthFile),
@@ -42,6 +40,38 @@ func BrokerConfig(b *v1alpha1.Broker) config.Config {
 		DataDir:        DataDir,
 		Limits:         brokerLimits(b.Spec.Limits),
 		Log:            config.Log{Level: level, Format: "json"},
+	}
+}
+
+// tlsListener is spec.listeners.tls for the broker: the Secret's files as
+// mounted at TLSDir (ca.crt only when client certificates are verified), and
+// clientAuth None/Optional/Required as none/optional/required.
+func tlsListener(t *v1alpha1.TLSListener) *config.TLSListener {
+	if t == nil {
+		return nil
+	}
+	l := &config.TLSListener{
+		Addr:                    ":" + strconv.Itoa(int(tlsPort(t))),
+		CertFile:                path.Join(TLSDir, TLSCertKey),
+		KeyFile:                 path.Join(TLSDir, TLSKeyKey),
+		ClientAuth:              strings.ToLower(t.ClientAuth),
+		UseCommonNameAsUsername: t.UseCommonNameAsUsername,
+	}
+	if l.ClientAuth != "" && l.ClientAuth != "none" {
+		l.CAFile = path.Join(TLSDir, TLSCAKey)
+	}
+	return l
+}
+
+// webSocketListener is spec.listeners.websocket for the broker: plain
+// ws:// (TLS for browsers is usually terminated by an Ingress).
+func webSocketListener(w *v1alpha1.WebSocketListener) *config.WebSocketListener {
+	if w == nil {
+		return nil
+	}
+	return &config.WebSocketListener{
+		Addr: ":" + strconv.Itoa(int(webSocketPort(w))),
+		Path: webSocketPath(w),
 	}
 }
 

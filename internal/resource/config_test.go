@@ -65,7 +65,11 @@ func TestConfigMap(t *testing.T) {
 				}
 			}),
 			want: config.Config{
-				Listeners:      config.Listeners{MQTT: ":11883", Admin: ":8081"},
+				Listeners: config.Listeners{
+					MQTT: ":11883", Admin: ":8081",
+					TLS:       &config.TLSListener{Addr: ":8883", CertFile: "/etc/fleetmq/tls/tls.crt", KeyFile: "/etc/fleetmq/tls/tls.key"},
+					WebSocket: &config.WebSocketListener{Addr: ":8080", Path: "/mqtt"},
+				},
 				AllowAnonymous: true,
 				AuthFile:       "/etc/fleetmq/auth/bundle.json",
 				AdminTokenFile: "/etc/fleetmq/admin/token",
@@ -78,6 +82,58 @@ func TestConfigMap(t *testing.T) {
 					MaxSessionExpiry:  4294967295,
 				},
 				Log: config.Log{Level: "debug", Format: "json"},
+			},
+		},
+		{
+			name: "mutual TLS with the certificate's CN as username, WebSocket on its own path",
+			broker: newBroker(func(b *v1alpha1.Broker) {
+				b.Spec.Listeners.TLS = &v1alpha1.TLSListener{Port: 18883, SecretName: "acme-tls", ClientAuth: "Required", UseCommonNameAsUsername: true}
+				b.Spec.Listeners.WebSocket = &v1alpha1.WebSocketListener{Port: 9001, Path: "/ws"}
+			}),
+			want: config.Config{
+				Listeners: config.Listeners{
+					MQTT: ":1883", Admin: ":8081",
+					TLS: &config.TLSListener{Addr: ":18883", CertFile: "/etc/fleetmq/tls/tls.crt", KeyFile: "/etc/fleetmq/tls/tls.key",
+						CAFile: "/etc/fleetmq/tls/ca.crt", ClientAuth: "required", UseCommonNameAsUsername: true},
+					WebSocket: &config.WebSocketListener{Addr: ":9001", Path: "/ws"},
+				},
+				AuthFile:       "/etc/fleetmq/auth/bundle.json",
+				AdminTokenFile: "/etc/fleetmq/admin/token",
+				DataDir:        "/var/lib/fleetmq",
+				Log:            config.Log{Level: "info", Format: "json"},
+			},
+		},
+		{
+			name: "optional client certificates",
+			broker: newBroker(func(b *v1alpha1.Broker) {
+				b.Spec.Listeners.TLS = &v1alpha1.TLSListener{SecretName: "acme-tls", ClientAuth: "Optional"}
+			}),
+			want: config.Config{
+				Listeners: config.Listeners{
+					MQTT: ":1883", Admin: ":8081",
+					TLS: &config.TLSListener{Addr: ":8883", CertFile: "/etc/fleetmq/tls/tls.crt", KeyFile: "/etc/fleetmq/tls/tls.key",
+						CAFile: "/etc/fleetmq/tls/ca.crt", ClientAuth: "optional"},
+				},
+				AuthFile:       "/etc/fleetmq/auth/bundle.json",
+				AdminTokenFile: "/etc/fleetmq/admin/token",
+				DataDir:        "/var/lib/fleetmq",
+				Log:            config.Log{Level: "info", Format: "json"},
+			},
+		},
+		{
+			name: "clientAuth None needs no CA",
+			broker: newBroker(func(b *v1alpha1.Broker) {
+				b.Spec.Listeners.TLS = &v1alpha1.TLSListener{SecretName: "acme-tls", ClientAuth: "None"}
+			}),
+			want: config.Config{
+				Listeners: config.Listeners{
+					MQTT: ":1883", Admin: ":8081",
+					TLS: &config.TLSListener{Addr: ":8883", CertFile: "/etc/fleetmq/tls/tls.crt", KeyFile: "/etc/fleetmq/tls/tls.key", ClientAuth: "none"},
+				},
+				AuthFile:       "/etc/fleetmq/auth/bundle.json",
+				AdminTokenFile: "/etc/fleetmq/admin/token",
+				DataDir:        "/var/lib/fleetmq",
+				Log:            config.Log{Level: "info", Format: "json"},
 			},
 		},
 	}
@@ -143,6 +199,9 @@ func TestConfigHash(t *testing.T) {
 		{"logLevel", func(b *v1alpha1.Broker) { b.Spec.LogLevel = "warn" }, true},
 		{"allowAnonymous", func(b *v1alpha1.Broker) { b.Spec.AllowAnonymous = true }, true},
 		{"listeners.mqtt.port", func(b *v1alpha1.Broker) { b.Spec.Listeners.MQTT.Port = 1884 }, true},
+		{"listeners.tls", withTLS, true},
+		{"listeners.websocket", withWebSocket, true},
+		{"listeners.websocket.path", func(b *v1alpha1.Broker) { b.Spec.Listeners.WebSocket = &v1alpha1.WebSocketListener{Path: "/ws"} }, true},
 		{"logLevel info is the default", func(b *v1alpha1.Broker) { b.Spec.LogLevel = "info" }, false},
 		{"listeners.mqtt.port 1883 is the default", func(b *v1alpha1.Broker) { b.Spec.Listeners.MQTT.Port = 1883 }, false},
 		{"pod.labels", func(b *v1alpha1.Broker) { b.Spec.Pod.Labels = map[string]string{"team": "iot"} }, false},

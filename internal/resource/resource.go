@@ -98,6 +98,11 @@ const (
 	// TLSDir holds the listeners.tls Secret: tls.crt, tls.key and, for
 	// client certificates, ca.crt.
 	TLSDir = "/etc/fleetmq/tls"
+	// TLSCertKey, TLSKeyKey and TLSCAKey are the keys of the TLS Secret
+	// (cert-manager's names), hence the file names under TLSDir.
+	TLSCertKey = "tls.crt"
+	TLSKeyKey  = "tls.key"
+	TLSCAKey   = "ca.crt"
 
 	// DataDir holds sessions and retained messages: a PersistentVolumeClaim
 	// with spec.persistence, else an emptyDir (which survives container

@@ -1,0 +1,157 @@
+package broker
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fleetmq/fleetmq/broker/internal/mqtttest"
+	"github.com/fleetmq/fleetmq/broker/packets"
+	"github.com/fleetmq/fleetmq/broker/store"
+)
+
+// BenchmarkPublishQoS1Durable is BenchmarkPublishQoS1 with a persistent
+// subscriber (clean session off): in memory, and with the bbolt store,
+// where every message is written for the subscriber and deleted at its
+// PUBACK, and the publisher's PUBACK waits for the group commit. Each
+// publisher (1 or 8 connections) keeps 64 PUBLISHes unacknowledged. Compare msgs/s of the two
+// in one run: go test -run '^$' -bench PublishQoS1Durable ./broker/
+func BenchmarkPublishQoS1Durable(b *testing.B) {
+	for _, bc := range []struct {
+		mode string
+		pubs int
+	}{{"memory", 1}, {"bbolt", 1}, {"memory", 8}, {"bbolt", 8}} {
+		mode := bc.mode
+		b.Run(fmt.Sprintf("pubs=%d/store=%s", bc.pubs, mode), func(b *testing.B) {
+			opts := Options{AllowAnonymous: true, SysInterval: -1, Limits: Limits{MaxPendingBytes: 256 << 20}}
+			if mode == "bbolt" {
+				st, err := store.Open(b.TempDir(), store.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts.Store = st
+			}
+			s, err := New(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			addr := mqtttest.Serve(b, s)
+			benchQoS1(b, addr, bc.pubs)
+			if bs, ok := opts.Store.(*store.Bolt); ok {
+				st := bs.Stats()
+				b.ReportMetric(float64(st.Ops)/float64(max(st.Commits, 1)), "writes/commit")
+			}
+		})
+	}
+}
+
+func benchQoS1(b *testing.B, addr string, pubs int) {
+	subConn := persistentSubscriber(b, addr, "dsub", "bench/q1")
+	defer subConn.Close()
+	var received atomic.Int64
+	go func() {
+		buf := make([]byte, 0, 256)
+		var p packets.Publish
+		for {
+			first, body, err := packets.ReadPacket(subConn, buf, 0)
+			if err != nil {
+				return
+			}
+			if err := p.Decode(packets.V311, first&0x0F, body); err != nil {
+				return
+			}
+			a := packets.Ack{Type: packets.PUBACK, PacketID: p.PacketID}
+			if _, err := subConn.Write(a.Append(buf[:0:0], packets.V311)); err != nil {
+				return
+			}
+			received.Add(1)
+		}
+	}()
+	conns := make([]net.Conn, pubs)
+	for i := range conns {
+		conns[i] = rawSubscriber(b, addr, fmt.Sprint("pub", i), "nothing", 0)
+		defer conns[i].Close()
+	}
+	b.ResetTimer()
+	begin := time.Now()
+	var wg sync.WaitGroup
+	for i, conn := range conns {
+		n := b.N / pubs
+		if i == 0 {
+			n += b.N % pubs
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			publishWindow(b, conn, n, 64)
+		}()
+	}
+	wg.Wait()
+	for received.Load() < int64(b.N) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(begin).Seconds(), "msgs/s")
+}
+
+// publishWindow sends n QoS 1 PUBLISHes keeping up to window unacknowledged
+// and returns when all are acknowledged.
+func publishWindow(b *testing.B, conn net.Conn, n, window int) {
+	acks := make(chan struct{}, window)
+	go func() {
+		buf := make([]byte, 0, 64)
+		for {
+			if _, _, err := packets.ReadPacket(conn, buf, 0); err != nil {
+				close(acks)
+				return
+			}
+			acks <- struct{}{}
+		}
+	}()
+	p := packets.Publish{QoS: 1, Topic: []byte("bench/q1"), Payload: make([]byte, 64)}
+	out := make([]byte, 0, 256)
+	outstanding := 0
+	for i := range n {
+		if outstanding == window {
+			<-acks
+			outstanding--
+		}
+		p.PacketID = uint16(i%65535) + 1
+		out = p.Append(out[:0], packets.V311)
+		if _, err := conn.Write(out); err != nil {
+			b.Error(err)
+			return
+		}
+		outstanding++
+	}
+	for ; outstanding > 0; outstanding-- {
+		<-acks
+	}
+}
+
+// persistentSubscriber is rawSubscriber with clean session off.
+func persistentSubscriber(b testing.TB, addr, id, filter string) net.Conn {
+	b.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatalf("dial: %v", err)
+	}
+	cp := packets.Connect{Version: packets.V311, ClientID: id, CleanStart: false, KeepAlive: 60}
+	out := cp.Append(nil)
+	sp := packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: filter, SubOptions: packets.SubOptions{QoS: 1}}}}
+	out = sp.Append(out, packets.V311)
+	if _, err := conn.Write(out); err != nil {
+		b.Fatalf("write: %v", err)
+	}
+	var buf [64]byte
+	for _, want := range []packets.Type{packets.CONNACK, packets.SUBACK} {
+		first, _, err := packets.ReadPacket(conn, buf[:0], 0)
+		if err != nil || packets.Type(first>>4) != want {
+			b.Fatalf("%s: got packet type %d, err %v; want %v", id, first>>4, err, want)
+		}
+	}
+	return conn
+}

@@ -1,0 +1,113 @@
+// Package store keeps what a broker must not lose across a restart:
+// persistent sessions (expiry, subscriptions), the messages they are owed
+// (queued and inflight, with their QoS handshake state), the inbound QoS 2
+// packet ids awaiting PUBREL, and retained messages.
+//
+// Writes are asynchronous and ordered: each call queues an operation and
+// returns at once; one goroutine applies everything queued so far in one
+// fsync'd transaction (group commit). Sync registers a callback that runs
+// once every write queued before it is durable, which is how the broker
+// acknowledges a PUBLISH only after it is safe. Callbacks run in the order
+// they were registered, on the store's goroutine, with no broker lock held.
+//
+// The implementation is Bolt (go.etcd.io/bbolt); docs/architecture.md says
+// why.
+package store
+
+import (
+	"errors"
+
+	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/topic"
+)
+
+// Errors of Open.
+var (
+	// ErrCorrupt wraps every error that means the store's file cannot be
+	// trusted (bad checksum, bad page, undecodable record, unknown format).
+	ErrCorrupt = errors.New("store: corrupt or unreadable")
+	// ErrLocked means another process holds the store open.
+	ErrLocked = errors.New("store: locked by another process")
+	// ErrClosed is passed to callbacks of operations queued after Close.
+	ErrClosed = errors.New("store: closed")
+)
+
+// Store is what the broker calls. Write methods never block on I/O and
+// never run a callback synchronously, so they may be called with the
+// broker's locks held.
+type Store interface {
+	// Load returns what the store held when it was opened (expired
+	// sessions and messages already purged). The broker calls it once.
+	Load() (*Snapshot, error)
+
+	// SaveSession records a persistent session: its expiry interval
+	// (seconds) and when its client disconnected (unix nanoseconds; 0 while
+	// connected).
+	SaveSession(clientID string, expiry uint32, disconnectedAt int64)
+	// DeleteSession forgets a session and everything it owns.
+	DeleteSession(clientID string)
+	// SaveSubscription records one subscription under key, the filter as
+	// subscribed ($share prefix included).
+	SaveSubscription(clientID, key string, sub topic.Subscription)
+	DeleteSubscription(clientID, key string)
+	// PutDelivery records (or updates) a delivery owed to a session, keyed
+	// by d.Seq.
+	PutDelivery(clientID string, d Delivery)
+	DeleteDelivery(clientID string, seq uint64)
+	// SaveInboundQoS2 records a QoS 2 packet id received and routed, whose
+	// PUBREL has not come yet; a resent PUBLISH with it is not routed again.
+	SaveInboundQoS2(clientID string, packetID uint16)
+	ReleaseInboundQoS2(clientID string, packetID uint16)
+	// SetRetained stores m as its topic's retained message.
+	SetRetained(m *session.Message)
+	DeleteRetained(topic string)
+
+	// Sync calls done once every write queued before it is durable (err
+	// nil) or failed.
+	Sync(done func(err error))
+	// Close applies what is queued, then closes. Later writes are dropped
+	// and their Sync callbacks get ErrClosed.
+	Close() error
+}
+
+// Snapshot is the store's content at open.
+type Snapshot struct {
+	Sessions []*Session
+	Retained []*session.Message
+}
+
+// Session is one persistent session as stored.
+type Session struct {
+	ClientID string
+	// Expiry is the session expiry interval in seconds.
+	Expiry uint32
+	// DisconnectedAt is when the client went away (unix nanoseconds), 0
+	// when the broker stopped while it was connected.
+	DisconnectedAt int64
+	Subscriptions  []Subscription
+	// Deliveries are in Seq order: inflight ones first, then queued.
+	Deliveries  []Delivery
+	InboundQoS2 []uint16
+}
+
+// Subscription is one stored subscription.
+type Subscription struct {
+	Key string // the filter as subscribed, $share prefix included
+	Sub topic.Subscription
+}
+
+// Delivery is a message owed to a session and where its handshake stands.
+type Delivery struct {
+	session.Delivery
+	// Inflight is true once a PUBLISH went out with PacketID; State is then
+	// session.AwaitAck or session.AwaitComp.
+	Inflight bool
+	State    byte
+	PacketID uint16
+}
+
+// Stats count the store's work, for tests and metrics.
+type Stats struct {
+	Commits int64 // write transactions committed (each one fsync)
+	Ops     int64 // write operations applied
+}

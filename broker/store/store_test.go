@@ -1,0 +1,330 @@
+package store_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/fleetmq/fleetmq/broker/packets"
+	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/store"
+	"github.com/fleetmq/fleetmq/broker/topic"
+)
+
+func open(t *testing.T, dir string) *store.Bolt {
+	t.Helper()
+	b, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// flush waits until everything queued so far is durable.
+func flush(t *testing.T, b store.Store) {
+	t.Helper()
+	done := make(chan error, 1)
+	b.Sync(func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Sync callback never ran")
+	}
+}
+
+func load(t *testing.T, b *store.Bolt) *store.Snapshot {
+	t.Helper()
+	snap, err := b.Load()
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return snap
+}
+
+func message(topic, payload string, qos byte) *session.Message {
+	p := packets.Publish{QoS: qos, Topic: []byte(topic), Payload: []byte(payload)}
+	p.Props.ContentType = "text/plain"
+	p.Props.User = []packets.UserProperty{{Key: "k", Value: "v"}}
+	p.Props.CorrelationData = []byte{1, 2, 3}
+	return session.NewMessage(&p, topic, "pub-1", time.Unix(100, 0))
+}
+
+func TestRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	sub := topic.Subscription{Filter: "a/+", Group: "g", QoS: 2, ID: 7, NoLocal: true, RetainAsPublished: true, RetainHandling: 2}
+	m1, m2, m3 := message("a/1", "one", 1), message("a/2", "two", 2), message("a/3", "three", 2)
+	ret := message("r/1", "kept", 1)
+	ret.Retain = true
+
+	b.SaveSession("c1", 3600, 0)
+	b.SaveSubscription("c1", "$share/g/a/+", sub)
+	b.SaveSubscription("c1", "gone", topic.Subscription{Filter: "gone", QoS: 1})
+	b.DeleteSubscription("c1", "gone")
+	b.PutDelivery("c1", store.Delivery{Delivery: session.Delivery{Msg: m1, QoS: 1, Seq: 1}, Inflight: true, State: session.AwaitAck, PacketID: 11})
+	b.PutDelivery("c1", store.Delivery{Delivery: session.Delivery{Msg: m2, QoS: 2, Retain: true, SubIDs: []uint32{7, 300}, Seq: 2}, Inflight: true, State: session.AwaitComp, PacketID: 12})
+	b.PutDelivery("c1", store.Delivery{Delivery: session.Delivery{Msg: m3, QoS: 2, Seq: 3}})
+	b.PutDelivery("c1", store.Delivery{Delivery: session.Delivery{Msg: m3, QoS: 1, Seq: 4}})
+	b.DeleteDelivery("c1", 4)
+	b.SaveInboundQoS2("c1", 5)
+	b.SaveInboundQoS2("c1", 6)
+	b.ReleaseInboundQoS2("c1", 5)
+	b.SetRetained(ret)
+	b.SetRetained(message("r/2", "x", 0))
+	b.DeleteRetained("r/2")
+	// A second session whose id extends the first one's: prefixes must not mix.
+	b.SaveSession("c1x", 60, 0)
+	b.SaveSubscription("c1x", "z", topic.Subscription{Filter: "z", QoS: 1})
+	b.SaveSession("c2", 60, 0)
+	b.SaveSubscription("c2", "y", topic.Subscription{Filter: "y", QoS: 1})
+	b.DeleteSession("c2")
+	flush(t, b)
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	b2 := open(t, dir)
+	snap := load(t, b2)
+	if len(snap.Sessions) != 2 {
+		t.Fatalf("got %d sessions, want 2 (c1, c1x)", len(snap.Sessions))
+	}
+	var s *store.Session
+	for _, x := range snap.Sessions {
+		if x.ClientID == "c1" {
+			s = x
+		}
+	}
+	if s == nil || s.Expiry != 3600 || s.DisconnectedAt != 0 {
+		t.Fatalf("session c1 = %+v", s)
+	}
+	wantSubs := []store.Subscription{{Key: "$share/g/a/+", Sub: sub}}
+	if !reflect.DeepEqual(s.Subscriptions, wantSubs) {
+		t.Errorf("subscriptions = %+v, want %+v", s.Subscriptions, wantSubs)
+	}
+	if len(s.Deliveries) != 3 {
+		t.Fatalf("got %d deliveries, want 3", len(s.Deliveries))
+	}
+	want := []store.Delivery{
+		{Delivery: session.Delivery{Msg: m1, QoS: 1, Seq: 1}, Inflight: true, State: session.AwaitAck, PacketID: 11},
+		{Delivery: session.Delivery{Msg: m2, QoS: 2, Retain: true, SubIDs: []uint32{7, 300}, Seq: 2}, Inflight: true, State: session.AwaitComp, PacketID: 12},
+		{Delivery: session.Delivery{Msg: m3, QoS: 2, Seq: 3}},
+	}
+	for i := range want {
+		if !reflect.DeepEqual(s.Deliveries[i], want[i]) {
+			t.Errorf("delivery %d =\n%+v\nwant\n%+v", i, s.Deliveries[i], want[i])
+		}
+	}
+	if !reflect.DeepEqual(s.InboundQoS2, []uint16{6}) {
+		t.Errorf("inbound QoS 2 ids = %v, want [6]", s.InboundQoS2)
+	}
+	if len(snap.Retained) != 1 || !reflect.DeepEqual(snap.Retained[0], ret) {
+		t.Errorf("retained = %+v, want [%+v]", snap.Retained, ret)
+	}
+}
+
+// TestGroupCommit: writes queued while a commit is being written share the
+// next transaction, and Sync callbacks run in order after their writes.
+func TestGroupCommit(t *testing.T) {
+	b := open(t, t.TempDir())
+	const writers, each = 8, 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var order []int
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				b.SaveSession(fmt.Sprintf("w%d-%d", w, i), 60, 0)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 100 {
+		b.Sync(func(err error) {
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+		})
+	}
+	flush(t, b)
+	st := b.Stats()
+	if st.Ops != writers*each {
+		t.Fatalf("ops = %d, want %d", st.Ops, writers*each)
+	}
+	// One fsync per write would be 1,600 commits.
+	if st.Commits > writers*each/10 {
+		t.Errorf("%d commits for %d writes: not coalesced", st.Commits, st.Ops)
+	}
+	t.Logf("%d writes in %d commits", st.Ops, st.Commits)
+	for i, v := range order {
+		if v != i {
+			t.Fatalf("Sync callbacks ran out of order: %v", order)
+		}
+	}
+}
+
+// TestPurgeAtOpen: expired sessions and messages, and records no session
+// owns, are deleted when the store is opened.
+func TestPurgeAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	now := time.Now()
+	expired := message("e/1", "old", 1)
+	expired.ExpiresAt = now.Add(-time.Second).UnixNano()
+	live := message("e/2", "new", 1)
+	b.SaveSession("gone", 10, now.Add(-11*time.Second).UnixNano())
+	b.SaveSubscription("gone", "a", topic.Subscription{Filter: "a", QoS: 1})
+	b.PutDelivery("gone", store.Delivery{Delivery: session.Delivery{Msg: live, QoS: 1, Seq: 1}})
+	b.SaveSession("kept", 10, now.Add(-5*time.Second).UnixNano())
+	b.PutDelivery("kept", store.Delivery{Delivery: session.Delivery{Msg: expired, QoS: 1, Seq: 1}})
+	b.PutDelivery("kept", store.Delivery{Delivery: session.Delivery{Msg: live, QoS: 1, Seq: 2}})
+	b.SaveSubscription("orphan", "a", topic.Subscription{Filter: "a", QoS: 1})
+	expiredRet := message("r/old", "x", 0)
+	expiredRet.ExpiresAt = expired.ExpiresAt
+	b.SetRetained(expiredRet)
+	flush(t, b)
+	b.Close()
+
+	b2 := open(t, dir)
+	snap := load(t, b2)
+	if len(snap.Sessions) != 1 || snap.Sessions[0].ClientID != "kept" {
+		t.Fatalf("sessions = %+v, want only kept", snap.Sessions)
+	}
+	if d := snap.Sessions[0].Deliveries; len(d) != 1 || d[0].Seq != 2 {
+		t.Fatalf("deliveries = %+v, want only seq 2", d)
+	}
+	if len(snap.Retained) != 0 {
+		t.Fatalf("retained = %+v, want none (expired)", snap.Retained)
+	}
+	b2.Close()
+	// What was purged is gone from the file, not only skipped.
+	b3 := open(t, dir)
+	snap = load(t, b3)
+	if len(snap.Sessions) != 1 {
+		t.Fatalf("after reopen: %d sessions", len(snap.Sessions))
+	}
+}
+
+func TestCloseFlushes(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	for i := range 100 {
+		b.SaveSession(fmt.Sprint("s", i), 60, 0)
+	}
+	if err := b.Close(); err != nil { // no Sync first: Close must apply what is queued
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	b.Sync(func(err error) { errc <- err })
+	if err := <-errc; !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Sync after Close: %v, want ErrClosed", err)
+	}
+	if n := len(load(t, open(t, dir)).Sessions); n != 100 {
+		t.Fatalf("%d sessions after reopen, want 100", n)
+	}
+}
+
+func TestLocked(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir)
+	_, err := store.Open(dir, store.Options{LockTimeout: 100 * time.Millisecond})
+	if !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+}
+
+func TestCorrupt(t *testing.T) {
+	cases := []struct {
+		name    string
+		corrupt func(t *testing.T, path string)
+	}{
+		{"garbage file", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte("this is not a database, it is a text file of some length............"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"meta pages overwritten", func(t *testing.T, path string) {
+			overwrite(t, path, 0, 8192)
+		}},
+		{"data pages overwritten", func(t *testing.T, path string) {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			overwrite(t, path, 16384, int(fi.Size())-16384)
+		}},
+		{"truncated", func(t *testing.T, path string) {
+			if err := os.Truncate(path, 100); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"not a fleetmq store", func(t *testing.T, path string) {
+			// A sound bbolt file of someone else's.
+			os.Remove(path)
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("other")); return err })
+			db.Close()
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			b := open(t, dir)
+			for i := range 200 {
+				b.SaveSession(fmt.Sprint("s", i), 60, 0)
+				b.SetRetained(message(fmt.Sprint("r/", i), "payload", 1))
+			}
+			flush(t, b)
+			b.Close()
+			path := filepath.Join(dir, store.FileName)
+			tc.corrupt(t, path)
+			_, err := store.Open(dir, store.Options{})
+			if !errors.Is(err, store.ErrCorrupt) {
+				t.Fatalf("Open: %v, want ErrCorrupt", err)
+			}
+			if !contains(err.Error(), path) {
+				t.Errorf("error %q does not name the file %s", err, path)
+			}
+		})
+	}
+}
+
+func overwrite(t *testing.T, path string, off, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	junk := make([]byte, n)
+	for i := range junk {
+		junk[i] = byte(i*7 + 3)
+	}
+	if _, err := f.WriteAt(junk, int64(off)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
