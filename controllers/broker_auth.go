@@ -245,7 +245,7 @@ func (r *BrokerReconciler) updateObjectStatuses(ctx context.Context, b *mqttv1al
 		setObjectReady(&u.Status.Conditions, u.Generation, os, minApplied)
 		u.Status.ObservedGeneration = u.Generation
 		if !equality.Semantic.DeepEqual(orig.Status, u.Status) {
-			if err := r.Status().Patch(ctx, u, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+			if err := r.Status().Patch(ctx, u, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("patch User %s status: %w", u.Name, err))
 			}
 		}
@@ -266,7 +266,7 @@ func (r *BrokerReconciler) updateObjectStatuses(ctx context.Context, b *mqttv1al
 		setObjectReady(&a.Status.Conditions, a.Generation, os, minApplied)
 		a.Status.ObservedGeneration = a.Generation
 		if !equality.Semantic.DeepEqual(orig.Status, a.Status) {
-			if err := r.Status().Patch(ctx, a, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+			if err := r.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("patch ACL %s status: %w", a.Name, err))
 			}
 		}

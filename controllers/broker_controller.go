@@ -296,8 +296,15 @@ func (r *BrokerReconciler) setConditions(b *mqttv1alpha1.Broker, st *brokerState
 	}
 }
 
+// patchStatus writes the status as a diff against orig, the cached Broker,
+// under orig's resourceVersion: a diff against a cache that has not seen
+// the last status write yet would leave out fields that write changed (a
+// pod that went unready and ready again between two reconciles left
+// readyReplicas 0 for good, as status writes trigger no reconcile). A stale
+// cache is a conflict, and the requeue reads a fresh one.
 func (r *BrokerReconciler) patchStatus(ctx context.Context, orig, b *mqttv1alpha1.Broker) error {
-	if err := r.Status().Patch(ctx, b, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+	patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
+	if err := r.Status().Patch(ctx, b, patch); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("patch Broker status: %w", err)
 	}
 	return nil
