@@ -305,6 +305,9 @@ func measure(open func() (cleanup func())) (total, stack float64) {
 	}
 	t0, s0 := inuse()
 	cleanup := open()
+	// An idle connection is parked in the poller after parkAfter of silence;
+	// until then it still has its goroutine. Measure idle, not just-connected.
+	time.Sleep(parkAfter + 500*time.Millisecond)
 	t1, s1 := inuse()
 	cleanup()
 	return t1 - t0, s1 - s0

@@ -54,6 +54,10 @@ type client struct {
 	polled  bool
 	busy    atomic.Bool
 	kaTimer *time.Timer
+	// deadline is the read deadline last set on a pollable connection;
+	// wokeAt is when the current goroutine took the connection.
+	deadline time.Time
+	wokeAt   time.Time
 	// ending is set before the connection is closed from outside its
 	// reader (kick, a failed write): a parked connection must then be woken
 	// to tear down, since a closed socket leaves the epoll set silently.
@@ -74,6 +78,7 @@ type client struct {
 	outMu      sync.Mutex
 	out        *buffer
 	flushing   bool
+	inBurst    bool // the connection's own goroutine flushes at burst end
 	closing    bool // close the connection once out is written
 	closed     bool
 	aliasesOut map[string]uint16
@@ -130,21 +135,25 @@ func (c *client) serve() {
 // run handles bursts until the connection can be parked in the poller (or
 // ends). The caller holds busy.
 func (c *client) run() {
+	c.wokeAt = time.Now()
 	for {
 		err := c.waitReadable()
 		if err == nil {
+			c.beginBurst()
 			err = c.readBurst()
+			c.endBurst()
 		}
-		if err != nil {
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, errIdle) {
 			if c.polled {
 				c.srv.poller.forget(c)
 			}
 			c.finish(err)
 			return
 		}
-		if c.st == nil || !c.canPoll {
-			continue
-		}
+		// Idle for parkAfter: give the goroutine up until bytes arrive.
 		if !c.polled && !c.srv.poller.register(c) {
 			c.canPoll = false
 			continue
@@ -192,13 +201,118 @@ func (c *client) armKeepalive() {
 	}
 }
 
-// waitReadable parks until the client sends a byte. It holds no buffer,
-// and it is called from serve with the deep packet-handling frames already
-// returned, so an idle client's goroutine stack shrinks back to its minimum.
+// parkAfter is how long a pollable connection stays idle in its goroutine
+// before it is parked in the poller: a busy connection keeps its goroutine
+// (and grown stack) instead of paying a new goroutine per burst.
+const parkAfter = time.Second
+
+// errIdle: a pollable connection was idle for parkAfter.
+var errIdle = errors.New("idle")
+
+// waitReadable waits until the client sends a byte. It holds no buffer,
+// and it is called from run with the deep packet-handling frames already
+// returned. A pollable connection returns errIdle after parkAfter of
+// silence.
 func (c *client) waitReadable() error {
-	c.setReadDeadline()
-	_, err := io.ReadFull(c.conn, c.one[:])
-	return err
+	for {
+		c.setReadDeadline()
+		_, err := io.ReadFull(c.conn, c.one[:])
+		if err == nil || !c.earlyTimeout(err) {
+			return err
+		}
+		if time.Since(c.idleSince()) >= parkAfter {
+			return errIdle
+		}
+	}
+}
+
+// idleSince is when the connection last showed activity: its last burst,
+// or the wake-up that started this goroutine (bytes are waiting then).
+func (c *client) idleSince() time.Time {
+	if c.wokeAt.After(c.lastRead) {
+		return c.wokeAt
+	}
+	return c.lastRead
+}
+
+// earlyTimeout reports a read timeout of a pollable connection that is not
+// a keepalive expiry. Such connections keep a read deadline that may be
+// earlier than needed (it is moved only about once per parkAfter, not once
+// per burst, because moving it takes the runtime's timer lock), so a
+// timeout is checked against the real keepalive before it counts.
+func (c *client) earlyTimeout(err error) bool {
+	if !c.canPoll || c.st == nil || c.closeReason.Load() != 0 || !isTimeout(err) {
+		return false
+	}
+	c.deadline = time.Time{}
+	return c.keepAlive <= 0 || time.Now().Before(c.lastRead.Add(c.keepAlive))
+}
+
+// beginBurst defers this connection's own flushing to the end of the
+// burst: replies and deliveries produced meanwhile go out in one write
+// from this goroutine instead of starting a flusher goroutine each burst.
+func (c *client) beginBurst() {
+	c.outMu.Lock()
+	c.inBurst = true
+	c.outMu.Unlock()
+}
+
+// inlineWriteTimeout bounds the write endBurst makes itself; what the
+// socket does not take in that time goes to a flusher goroutine, so the
+// reader never blocks on a peer that does not read.
+const inlineWriteTimeout = 2 * time.Millisecond
+
+// endBurst writes what the burst produced, inline when the socket takes it
+// at once.
+func (c *client) endBurst() {
+	c.outMu.Lock()
+	c.inBurst = false
+	if c.flushing || c.out == nil || len(c.out.b) == 0 || c.closed || c.closing {
+		c.startFlushLocked()
+		c.outMu.Unlock()
+		return
+	}
+	buf := c.out
+	c.out = nil
+	c.flushing = true
+	c.outMu.Unlock()
+
+	c.conn.SetWriteDeadline(time.Now().Add(inlineWriteTimeout))
+	n, err := c.conn.Write(buf.b)
+	c.srv.stats.BytesSent.Add(int64(n))
+	if err != nil && !isTimeout(err) {
+		putBuffer(buf)
+		c.outMu.Lock()
+		c.flushing = false
+		c.outMu.Unlock()
+		c.conn.Close() // the reader sees it on its next read
+		return
+	}
+	c.outMu.Lock()
+	if n < len(buf.b) {
+		// Put the rest back in front of whatever arrived meanwhile.
+		rest := copy(buf.b, buf.b[n:])
+		buf.b = buf.b[:rest]
+		if c.out != nil {
+			buf.b = append(buf.b, c.out.b...)
+			putBuffer(c.out)
+		}
+		c.out = buf
+	} else {
+		putBuffer(buf)
+	}
+	c.flushing = false
+	c.startFlushLocked()
+	c.outMu.Unlock()
+}
+
+// pauseBurst lets a flusher run while the reader blocks mid-burst (the
+// rest of a large packet is slow to come).
+func (c *client) pauseBurst() {
+	c.outMu.Lock()
+	c.inBurst = false
+	c.startFlushLocked()
+	c.outMu.Unlock()
 }
 
 // readBurst reads and handles packets with a pooled buffer until no
@@ -251,9 +365,11 @@ func (c *client) readBurst() error {
 			c.rb.b = nb
 		}
 		c.setReadDeadline()
+		c.pauseBurst()
 		n, err := c.conn.Read(c.rb.b[len(c.rb.b):cap(c.rb.b)])
+		c.beginBurst()
 		c.rb.b = c.rb.b[:len(c.rb.b)+n]
-		if err != nil && n == 0 {
+		if err != nil && n == 0 && !c.earlyTimeout(err) {
 			return err
 		}
 	}
@@ -265,6 +381,17 @@ func (c *client) setReadDeadline() {
 		// kick set a short deadline for the goodbye; keep it.
 	case c.st == nil:
 		c.conn.SetReadDeadline(time.Now().Add(connectTimeout))
+	case c.canPoll:
+		want := c.idleSince().Add(parkAfter)
+		if ka := c.lastRead.Add(c.keepAlive); c.keepAlive > 0 && ka.Before(want) {
+			want = ka
+		}
+		// An earlier deadline still ahead is kept: earlyTimeout sorts it out.
+		if now := time.Now(); c.deadline.After(now) && !c.deadline.After(want) {
+			return
+		}
+		c.deadline = want
+		c.conn.SetReadDeadline(want)
 	case c.keepAlive > 0:
 		c.conn.SetReadDeadline(c.lastRead.Add(c.keepAlive))
 	default:
@@ -363,7 +490,7 @@ func (c *client) writePacket(enc func([]byte) []byte) {
 
 // startFlushLocked starts the flusher when there is output and none runs.
 func (c *client) startFlushLocked() {
-	if !c.flushing && c.out != nil && len(c.out.b) > 0 {
+	if !c.flushing && !c.inBurst && c.out != nil && len(c.out.b) > 0 {
 		c.flushing = true
 		go c.flush()
 	}

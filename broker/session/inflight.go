@@ -15,6 +15,9 @@ type Outflight struct {
 	// is held until the store has its packet id durably, so that a restart
 	// cannot resend it under another id (and the receiver see it twice).
 	Unsent bool
+	// seq is when the id was allocated (Inflight.seq), to skip the
+	// in-use scan while no entry can be 65,535 allocations old.
+	seq uint64
 	Delivery
 }
 
@@ -26,6 +29,7 @@ type Outflight struct {
 type Inflight struct {
 	items  []Outflight
 	nextID uint16
+	seq    uint64 // ids allocated so far
 }
 
 // Len is the number of deliveries in flight.
@@ -33,7 +37,7 @@ func (f *Inflight) Len() int { return len(f.items) }
 
 // Add records a delivery sent with packet id id and returns it.
 func (f *Inflight) Add(id uint16, d Delivery) {
-	f.items = append(f.items, Outflight{ID: id, State: AwaitAck, Delivery: d})
+	f.items = append(f.items, Outflight{ID: id, State: AwaitAck, seq: f.seq, Delivery: d})
 }
 
 // Find returns the inflight entry with id, or nil.
@@ -51,6 +55,15 @@ func (f *Inflight) Remove(id uint16) (Outflight, bool) {
 	for i := range f.items {
 		if f.items[i].ID == id {
 			o := f.items[i]
+			if i == 0 {
+				// In-order acks, the usual case: drop the head, copy nothing.
+				f.items[0] = Outflight{}
+				f.items = f.items[1:]
+				if len(f.items) == 0 {
+					f.items = nil
+				}
+				return o, true
+			}
 			copy(f.items[i:], f.items[i+1:])
 			f.items[len(f.items)-1] = Outflight{}
 			f.items = f.items[:len(f.items)-1]
@@ -88,8 +101,16 @@ func (f *Inflight) NextID() (id uint16, ok bool) {
 	}
 	for {
 		f.nextID++
+		f.seq++
 		if f.nextID == 0 {
 			f.nextID = 1
+		}
+		// Ids are handed out in order, so the candidate can only be taken
+		// by an entry allocated 65,535 or more ids ago; the oldest entry is
+		// at the front. Entries restored from a store have seq 0 and so
+		// always take the scan, which is correct, only slower.
+		if len(f.items) == 0 || f.seq-f.items[0].seq < 65535 && f.items[0].seq != 0 {
+			return f.nextID, true
 		}
 		if f.Find(f.nextID) == nil {
 			return f.nextID, true
