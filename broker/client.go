@@ -215,9 +215,13 @@ var errIdle = errors.New("idle")
 // silence.
 func (c *client) waitReadable() error {
 	for {
-		c.setReadDeadline()
+		c.setReadDeadline(true)
 		_, err := io.ReadFull(c.conn, c.one[:])
-		if err == nil || !c.earlyTimeout(err) {
+		if err == nil {
+			c.lastRead = time.Now()
+			return nil
+		}
+		if !c.earlyTimeout(err) {
 			return err
 		}
 		if time.Since(c.idleSince()) >= parkAfter {
@@ -364,10 +368,13 @@ func (c *client) readBurst() error {
 			copy(nb, c.rb.b)
 			c.rb.b = nb
 		}
-		c.setReadDeadline()
+		c.setReadDeadline(false)
 		c.pauseBurst()
 		n, err := c.conn.Read(c.rb.b[len(c.rb.b):cap(c.rb.b)])
 		c.beginBurst()
+		if n > 0 {
+			c.lastRead = time.Now() // a packet in progress is activity too
+		}
 		c.rb.b = c.rb.b[:len(c.rb.b)+n]
 		if err != nil && n == 0 && !c.earlyTimeout(err) {
 			return err
@@ -375,15 +382,21 @@ func (c *client) readBurst() error {
 	}
 }
 
-func (c *client) setReadDeadline() {
+// setReadDeadline sets the deadline of the next read: the keepalive
+// expiry, and for a pollable connection waiting between packets
+// (parkable) the moment it has been idle long enough to park.
+func (c *client) setReadDeadline(parkable bool) {
 	switch {
 	case c.closeReason.Load() != 0:
 		// kick set a short deadline for the goodbye; keep it.
 	case c.st == nil:
 		c.conn.SetReadDeadline(time.Now().Add(connectTimeout))
 	case c.canPoll:
-		want := c.idleSince().Add(parkAfter)
-		if ka := c.lastRead.Add(c.keepAlive); c.keepAlive > 0 && ka.Before(want) {
+		var want time.Time
+		if parkable {
+			want = c.idleSince().Add(parkAfter)
+		}
+		if ka := c.lastRead.Add(c.keepAlive); c.keepAlive > 0 && (want.IsZero() || ka.Before(want)) {
 			want = ka
 		}
 		// An earlier deadline still ahead is kept: earlyTimeout sorts it out.
