@@ -111,6 +111,9 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 		ack.Props.MaximumPacketSize, ack.Props.HasMaximumPacketSize = s.lim.MaxPacketSize, true
 		ack.Props.TopicAliasMaximum, ack.Props.HasTopicAliasMaximum = s.lim.TopicAliasMaximum, true
 		ack.Props.AssignedClientID = assigned
+		if cp.Props.RequestResponseInfo == 1 && s.opts.ResponseTopicPrefix != "" {
+			ack.Props.ResponseInfo = s.opts.ResponseTopicPrefix + cp.ClientID + "/"
+		}
 		if serverKA {
 			ack.Props.ServerKeepAlive, ack.Props.HasServerKeepAlive = ka, true
 		}

@@ -141,6 +141,11 @@ type Options struct {
 	// DisablePoller keeps a reader goroutine per connection even where idle
 	// connections could be parked in epoll (Linux, plain TCP).
 	DisablePoller bool
+	// ResponseTopicPrefix, when set, answers a v5 client that asks for
+	// Request Response Information with Response Information
+	// "<prefix><client id>/" [MQTT-3.1.2-28]: a topic root for its
+	// request/response exchanges. Empty: none is sent, which the spec allows.
+	ResponseTopicPrefix string
 	// Store makes persistent sessions, their messages and retained
 	// messages survive a restart (see broker/store); nil keeps everything
 	// in memory. New loads it; Shutdown flushes and closes it.

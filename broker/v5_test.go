@@ -332,3 +332,26 @@ func TestReceiveMaximumInbound(t *testing.T) {
 		ok.Pub("rmi", fmt.Sprint(i), 2)
 	}
 }
+
+// [MQTT-3.1.2-28]: a client that sets Request Response Information gets
+// Response Information when the broker is configured with a prefix, and
+// none otherwise (or when it did not ask).
+func TestResponseInformation(t *testing.T) {
+	t.Parallel()
+	_, addr := start(t, broker.Options{ResponseTopicPrefix: "replies/"})
+	ask := mqtttest.V5("asker")
+	ask.Props.RequestResponseInfo, ask.Props.HasRequestResponseInfo = 1, true
+	_, ack := mqtttest.Connect(t, addr, ask)
+	if ack == nil || ack.Props.ResponseInfo != "replies/asker/" {
+		t.Fatalf("CONNACK %+v: want Response Information %q", ack, "replies/asker/")
+	}
+	_, ack = mqtttest.Connect(t, addr, mqtttest.V5("quiet"))
+	if ack == nil || ack.Props.ResponseInfo != "" {
+		t.Fatalf("CONNACK %+v: want no Response Information when not requested", ack)
+	}
+	_, plain := startDefault(t)
+	_, ack = mqtttest.Connect(t, plain, ask)
+	if ack == nil || ack.Props.ResponseInfo != "" {
+		t.Fatalf("CONNACK %+v: want no Response Information without a configured prefix", ack)
+	}
+}

@@ -38,6 +38,9 @@ type Config struct {
 	Limits broker.Limits `json:"limits,omitempty"`
 	// Log configures logging.
 	Log Log `json:"log,omitempty"`
+	// ResponseTopicPrefix is sent to v5 clients that request response
+	// information, followed by their client id and "/"; empty sends none.
+	ResponseTopicPrefix string `json:"responseTopicPrefix,omitempty"`
 	// SysInterval is how often $SYS statistics are published (Go duration;
 	// "0s" or empty: 10s; negative disables).
 	SysInterval Duration `json:"sysInterval,omitempty"`

@@ -159,12 +159,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		st = b
 	}
 	srv, err := broker.New(broker.Options{
-		Limits:         cfg.Limits,
-		AllowAnonymous: cfg.AllowAnonymous,
-		SysInterval:    cfg.SysInterval.Duration,
-		Version:        version,
-		Logger:         log,
-		Store:          st,
+		Limits:              cfg.Limits,
+		AllowAnonymous:      cfg.AllowAnonymous,
+		SysInterval:         cfg.SysInterval.Duration,
+		ResponseTopicPrefix: cfg.ResponseTopicPrefix,
+		Version:             version,
+		Logger:              log,
+		Store:               st,
 	})
 	if err != nil {
 		if st != nil {
