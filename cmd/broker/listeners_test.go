@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -224,5 +225,51 @@ func TestServeListeners(t *testing.T) {
 		}
 	case <-time.After(2 * timeout):
 		t.Fatalf("serve did not return after its context ended")
+	}
+}
+
+// The admin API can be served over TLS (listeners.adminTLS): health over
+// https answers, and a plain-HTTP client is refused.
+func TestAdminTLS(t *testing.T) {
+	dir, clientTLS := tlsFiles(t)
+	adminAddr := freeAddr(t)
+	cfg, err := parseFlags([]string{"--mqtt-addr", freeAddr(t), "--admin-addr", adminAddr, "--allow-anonymous"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listeners.AdminTLS = &config.TLSFiles{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key")}
+	cfg.SysInterval = config.Duration{Duration: -1}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: clientTLS}}
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := client.Get("https://" + adminAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET /healthz over TLS: %d, want 200", resp.StatusCode)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /healthz over TLS: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := (&http.Client{Timeout: timeout}).Get("http://" + adminAddr + "/healthz")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatalf("plain HTTP to the TLS admin listener got 200")
+		}
 	}
 }
