@@ -305,8 +305,13 @@ func (c *client) endBurst() {
 	} else {
 		putBuffer(buf)
 	}
-	c.flushing = false
-	c.startFlushLocked()
+	if (c.out != nil && len(c.out.b) > 0) || c.closing {
+		// The flusher writes the rest, or closes a connection kicked
+		// meanwhile once its goodbye is out.
+		go c.flush()
+	} else {
+		c.flushing = false
+	}
 	c.outMu.Unlock()
 }
 
