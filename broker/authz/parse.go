@@ -459,30 +459,26 @@ func (d *decoder) duplicate(key []byte, start int) error {
 	return d.errorAt(start, "duplicate field %q", key)
 }
 
-func (d *decoder) bundle(b *Bundle) error {
-	if d.pos >= len(d.data) || d.data[d.pos] != '{' {
-		return d.typeError("the bundle object")
-	}
-	d.pos++
+// The fields of each object kind, by their exact (case-sensitive) names.
+var (
+	bundleFields  = map[string]field{"apiVersion": fAPIVersion, "revision": fRevision, "allowAnonymous": fAllowAnonymous, "users": fUsers, "rules": fRules}
+	userFields    = map[string]field{"username": fUsername, "passwordHash": fPasswordHash, "groups": fGroups, "disabled": fDisabled}
+	ruleFields    = map[string]field{"subjects": fSubjects, "topics": fTopics, "actions": fActions, "effect": fEffect}
+	subjectFields = map[string]field{"users": fUsers, "groups": fGroups, "clientIDs": fClientIDs}
+)
+
+// members decodes the members of an object whose '{' was consumed,
+// calling value once for each field of known; unknown and repeated fields
+// are errors naming the field.
+func (d *decoder) members(known map[string]field, value func(field) error) error {
 	var seen uint16
 	for first := true; ; first = false {
 		key, start, ok, err := d.key(first)
 		if err != nil || !ok {
 			return err
 		}
-		var f field
-		switch string(key) {
-		case "apiVersion":
-			f = fAPIVersion
-		case "revision":
-			f = fRevision
-		case "allowAnonymous":
-			f = fAllowAnonymous
-		case "users":
-			f = fUsers
-		case "rules":
-			f = fRules
-		default:
+		f, ok := known[string(key)]
+		if !ok {
 			return d.unknown(key, start)
 		}
 		if seen&(1<<f) != 0 {
@@ -490,19 +486,7 @@ func (d *decoder) bundle(b *Bundle) error {
 		}
 		seen |= 1 << f
 		d.push(f)
-		switch f {
-		case fAPIVersion:
-			b.APIVersion, err = d.str()
-		case fRevision:
-			b.Revision, err = d.int64()
-		case fAllowAnonymous:
-			b.AllowAnonymous, err = d.bool()
-		case fUsers:
-			b.Users, err = d.users()
-		case fRules:
-			b.Rules, err = d.rules()
-		}
-		if err != nil {
+		if err := value(f); err != nil {
 			return err
 		}
 		d.pop()
@@ -512,19 +496,30 @@ func (d *decoder) bundle(b *Bundle) error {
 	}
 }
 
-func (d *decoder) users() ([]User, error) {
-	null, empty, err := d.arrayStart("an array of users")
+// object decodes an object (null leaves the zero value) of one kind.
+func (d *decoder) object(want string, known map[string]field, value func(field) error) error {
+	null, err := d.objectStart(want)
+	if err != nil || null {
+		return err
+	}
+	return d.members(known, value)
+}
+
+// objects decodes an array of objects into a list sized ahead, so it is
+// never regrown.
+func objects[T any](d *decoder, want string, elem func(*T) error) ([]T, error) {
+	null, empty, err := d.arrayStart(want)
 	if err != nil || null {
 		return nil, err
 	}
 	if empty {
-		return []User{}, nil
+		return []T{}, nil
 	}
-	list := make([]User, 0, d.countObjects())
+	list := make([]T, 0, d.countObjects())
 	for i := 0; ; i++ {
 		d.setIndex(i)
 		list = grow(list)
-		if err := d.user(&list[i]); err != nil {
+		if err := elem(&list[i]); err != nil {
 			return nil, err
 		}
 		if more, err := d.arrayNext(); err != nil || !more {
@@ -533,35 +528,30 @@ func (d *decoder) users() ([]User, error) {
 	}
 }
 
-func (d *decoder) user(u *User) error {
-	null, err := d.objectStart("a user object")
-	if err != nil || null {
-		return err
+func (d *decoder) bundle(b *Bundle) error {
+	if d.pos >= len(d.data) || d.data[d.pos] != '{' {
+		return d.typeError("the bundle object")
 	}
-	var seen uint16
-	for first := true; ; first = false {
-		key, start, ok, err := d.key(first)
-		if err != nil || !ok {
-			return err
+	d.pos++
+	return d.members(bundleFields, func(f field) (err error) {
+		switch f {
+		case fAPIVersion:
+			b.APIVersion, err = d.str()
+		case fRevision:
+			b.Revision, err = d.int64()
+		case fAllowAnonymous:
+			b.AllowAnonymous, err = d.bool()
+		case fUsers:
+			b.Users, err = objects(d, "an array of users", d.user)
+		case fRules:
+			b.Rules, err = objects(d, "an array of rules", d.rule)
 		}
-		var f field
-		switch string(key) {
-		case "username":
-			f = fUsername
-		case "passwordHash":
-			f = fPasswordHash
-		case "groups":
-			f = fGroups
-		case "disabled":
-			f = fDisabled
-		default:
-			return d.unknown(key, start)
-		}
-		if seen&(1<<f) != 0 {
-			return d.duplicate(key, start)
-		}
-		seen |= 1 << f
-		d.push(f)
+		return err
+	})
+}
+
+func (d *decoder) user(u *User) error {
+	return d.object("a user object", userFields, func(f field) (err error) {
 		switch f {
 		case fUsername:
 			u.Username, err = d.str()
@@ -572,66 +562,12 @@ func (d *decoder) user(u *User) error {
 		case fDisabled:
 			u.Disabled, err = d.bool()
 		}
-		if err != nil {
-			return err
-		}
-		d.pop()
-		if more, err := d.next(); err != nil || !more {
-			return err
-		}
-	}
-}
-
-func (d *decoder) rules() ([]Rule, error) {
-	null, empty, err := d.arrayStart("an array of rules")
-	if err != nil || null {
-		return nil, err
-	}
-	if empty {
-		return []Rule{}, nil
-	}
-	list := make([]Rule, 0, d.countObjects())
-	for i := 0; ; i++ {
-		d.setIndex(i)
-		list = grow(list)
-		if err := d.rule(&list[i]); err != nil {
-			return nil, err
-		}
-		if more, err := d.arrayNext(); err != nil || !more {
-			return list, err
-		}
-	}
+		return err
+	})
 }
 
 func (d *decoder) rule(r *Rule) error {
-	null, err := d.objectStart("a rule object")
-	if err != nil || null {
-		return err
-	}
-	var seen uint16
-	for first := true; ; first = false {
-		key, start, ok, err := d.key(first)
-		if err != nil || !ok {
-			return err
-		}
-		var f field
-		switch string(key) {
-		case "subjects":
-			f = fSubjects
-		case "topics":
-			f = fTopics
-		case "actions":
-			f = fActions
-		case "effect":
-			f = fEffect
-		default:
-			return d.unknown(key, start)
-		}
-		if seen&(1<<f) != 0 {
-			return d.duplicate(key, start)
-		}
-		seen |= 1 << f
-		d.push(f)
+	return d.object("a rule object", ruleFields, func(f field) (err error) {
 		switch f {
 		case fSubjects:
 			err = d.subjects(&r.Subjects)
@@ -642,61 +578,22 @@ func (d *decoder) rule(r *Rule) error {
 		case fEffect:
 			r.Effect, err = d.effect()
 		}
-		if err != nil {
-			return err
-		}
-		d.pop()
-		if more, err := d.next(); err != nil || !more {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (d *decoder) subjects(s *Subjects) error {
-	null, err := d.objectStart("a subjects object")
-	if err != nil || null {
-		return err
-	}
-	var seen uint16
-	for first := true; ; first = false {
-		key, start, ok, err := d.key(first)
-		if err != nil || !ok {
-			return err
-		}
-		var f field
-		switch string(key) {
-		case "users":
-			f = fUsers
-		case "groups":
-			f = fGroups
-		case "clientIDs":
-			f = fClientIDs
-		default:
-			return d.unknown(key, start)
-		}
-		if seen&(1<<f) != 0 {
-			return d.duplicate(key, start)
-		}
-		seen |= 1 << f
-		d.push(f)
-		var list []string
-		list, err = d.strList()
-		if err != nil {
-			return err
-		}
+	return d.object("a subjects object", subjectFields, func(f field) (err error) {
 		switch f {
 		case fUsers:
-			s.Users = list
+			s.Users, err = d.strList()
 		case fGroups:
-			s.Groups = list
+			s.Groups, err = d.strList()
 		case fClientIDs:
-			s.ClientIDs = list
+			s.ClientIDs, err = d.strList()
 		}
-		d.pop()
-		if more, err := d.next(); err != nil || !more {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // strList decodes an array of strings (null is a nil list).
