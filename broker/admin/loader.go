@@ -90,6 +90,11 @@ func (l *Loader) Apply(data []byte, source string, force bool) (Applied, error) 
 	policy, err := authz.Compile(b)
 	if err != nil {
 		l.metrics.reload("invalid")
+		// Compile says "invalid auth bundle: <problems>"; keep the problems
+		// only, so the message does not say it twice.
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
 		return Applied{}, fmt.Errorf("%w: %w", ErrInvalidBundle, err)
 	}
 
