@@ -286,10 +286,7 @@ func (c *client) endBurst() {
 	c.srv.stats.BytesSent.Add(int64(n))
 	if err != nil && !isTimeout(err) {
 		putBuffer(buf)
-		c.outMu.Lock()
-		c.flushing = false
-		c.outMu.Unlock()
-		c.conn.Close() // the reader sees it on its next read
+		c.writeFailed(err) // the reader sees the close on its next read
 		return
 	}
 	c.outMu.Lock()
@@ -544,22 +541,28 @@ func (c *client) flush() {
 		c.srv.stats.BytesSent.Add(int64(n))
 		putBuffer(buf)
 		if err != nil {
-			c.outMu.Lock()
-			c.closed = true
-			c.flushing = false
-			if c.out != nil {
-				putBuffer(c.out)
-				c.out = nil
-			}
-			c.outMu.Unlock()
-			if !errors.Is(err, net.ErrClosed) {
-				c.srv.log.Debug("Write failed; closing connection", "client", c.id, "err", err)
-			}
-			c.conn.Close()
-			c.endAndWake()
+			c.writeFailed(err)
 			return
 		}
 	}
+}
+
+// writeFailed closes a connection whose write failed: what it is still
+// owed is dropped, and a parked reader is woken to tear down.
+func (c *client) writeFailed(err error) {
+	c.outMu.Lock()
+	c.closed = true
+	c.flushing = false
+	if c.out != nil {
+		putBuffer(c.out)
+		c.out = nil
+	}
+	c.outMu.Unlock()
+	if !errors.Is(err, net.ErrClosed) {
+		c.srv.log.Debug("Write failed; closing connection", "client", c.id, "err", err)
+	}
+	c.conn.Close()
+	c.endAndWake()
 }
 
 // pendingLocked is how many encoded bytes wait for the flusher.
@@ -590,18 +593,9 @@ func (c *client) kick(code packets.ReasonCode, reason string) {
 		}
 		c.out.b = d.Append(c.out.b, c.version)
 	}
-	c.closing = true
 	// Bound how long the goodbye may take, then the read loop ends too.
-	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if !c.flushing {
-		if c.out != nil && len(c.out.b) > 0 {
-			c.startFlushLocked()
-		} else {
-			c.closed = true
-			c.conn.Close()
-		}
-	}
+	c.conn.SetReadDeadline(time.Now().Add(goodbyeTimeout))
+	c.closeAfterFlushLocked()
 	// A parked connection has no reader to notice the close: start one.
 	c.endAndWake()
 }
@@ -649,15 +643,26 @@ func (c *client) closeNow() {
 	if c.closed || c.closing {
 		return
 	}
+	c.closeAfterFlushLocked()
+}
+
+// goodbyeTimeout bounds how long a closing connection may take to get what
+// it is still owed.
+const goodbyeTimeout = 5 * time.Second
+
+// closeAfterFlushLocked marks the connection closing: what it is owed is
+// written (within goodbyeTimeout), then it closes. Caller holds c.outMu.
+func (c *client) closeAfterFlushLocked() {
 	c.closing = true
-	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if !c.flushing {
-		if c.out != nil && len(c.out.b) > 0 {
-			c.startFlushLocked()
-		} else {
-			c.closed = true
-			c.conn.Close()
-		}
+	c.conn.SetWriteDeadline(time.Now().Add(goodbyeTimeout))
+	switch {
+	case c.flushing:
+		// The running flusher closes it once the output is out.
+	case c.out != nil && len(c.out.b) > 0:
+		c.startFlushLocked()
+	default:
+		c.closed = true
+		c.conn.Close()
 	}
 }
 

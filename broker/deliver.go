@@ -75,10 +75,7 @@ func (st *clientState) sendLocked(c *client, d session.Delivery, now int64) bool
 	if !ok {
 		return false
 	}
-	out := outgoing{
-		topic: bytesOf(d.Msg.Topic), payload: d.Msg.Payload, props: &d.Msg.Props,
-		expiresAt: d.Msg.ExpiresAt, qos: d.QoS, retain: d.Retain, id: id, subIDs: d.SubIDs,
-	}
+	out := deliveryOut(d, id, false)
 	c.outMu.Lock()
 	// A connection already closing (its session not yet detached) cannot
 	// take it either: queue it for the next connection rather than let
@@ -125,8 +122,7 @@ func (st *clientState) fillLocked(now time.Time) {
 		}
 		if d.QoS == 0 {
 			st.queue.Pop()
-			out := outgoing{topic: bytesOf(d.Msg.Topic), payload: d.Msg.Payload, props: &d.Msg.Props,
-				expiresAt: d.Msg.ExpiresAt, retain: d.Retain, subIDs: d.SubIDs}
+			out := deliveryOut(d, 0, false)
 			c.sendPublish(&out, ns, false)
 			continue
 		}
@@ -154,13 +150,19 @@ func (st *clientState) resendLocked(now time.Time) {
 			c.writeAck(packets.PUBREL, o.ID, packets.Success, "")
 			return true
 		}
-		out := outgoing{topic: bytesOf(o.Msg.Topic), payload: o.Msg.Payload, props: &o.Msg.Props,
-			expiresAt: o.Msg.ExpiresAt, qos: o.QoS, retain: o.Retain, dup: true, id: o.ID, subIDs: o.SubIDs}
+		out := deliveryOut(o.Delivery, o.ID, true)
 		c.outMu.Lock()
 		c.encodePublishLocked(&out, ns)
 		c.outMu.Unlock()
 		return true
 	})
+}
+
+// deliveryOut is the PUBLISH of a kept delivery, sent under packet id id
+// (0 for QoS 0), with DUP when it is a resend.
+func deliveryOut(d session.Delivery, id uint16, dup bool) outgoing {
+	return outgoing{topic: bytesOf(d.Msg.Topic), payload: d.Msg.Payload, props: &d.Msg.Props,
+		expiresAt: d.Msg.ExpiresAt, qos: d.QoS, retain: d.Retain, dup: dup, id: id, subIDs: d.SubIDs}
 }
 
 // outgoing is one PUBLISH to encode for one client.

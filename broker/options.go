@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"time"
@@ -61,39 +62,17 @@ var DefaultLimits = Limits{
 // withDefaults returns l with every zero field set from DefaultLimits.
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
-	if l.MaxPacketSize == 0 {
-		l.MaxPacketSize = d.MaxPacketSize
-	}
-	if l.MaxConnections == 0 {
-		l.MaxConnections = d.MaxConnections
-	}
-	if l.MaxInflight == 0 {
-		l.MaxInflight = d.MaxInflight
-	}
-	if l.MaxQueuedMessages == 0 {
-		l.MaxQueuedMessages = d.MaxQueuedMessages
-	}
-	if l.MaxPendingBytes == 0 {
-		l.MaxPendingBytes = d.MaxPendingBytes
-	}
-	if l.MaxTopicLength == 0 {
-		l.MaxTopicLength = d.MaxTopicLength
-	}
-	if l.MaxTopicLevels == 0 {
-		l.MaxTopicLevels = d.MaxTopicLevels
-	}
-	if l.MaxKeepAlive == 0 {
-		l.MaxKeepAlive = d.MaxKeepAlive
-	}
-	if l.MaxSessionExpiry == 0 {
-		l.MaxSessionExpiry = d.MaxSessionExpiry
-	}
-	if l.TopicAliasMaximum == 0 {
-		l.TopicAliasMaximum = d.TopicAliasMaximum
-	}
-	if l.MaxClientIDLength == 0 {
-		l.MaxClientIDLength = d.MaxClientIDLength
-	}
+	l.MaxPacketSize = cmp.Or(l.MaxPacketSize, d.MaxPacketSize)
+	l.MaxConnections = cmp.Or(l.MaxConnections, d.MaxConnections)
+	l.MaxInflight = cmp.Or(l.MaxInflight, d.MaxInflight)
+	l.MaxQueuedMessages = cmp.Or(l.MaxQueuedMessages, d.MaxQueuedMessages)
+	l.MaxPendingBytes = cmp.Or(l.MaxPendingBytes, d.MaxPendingBytes)
+	l.MaxTopicLength = cmp.Or(l.MaxTopicLength, d.MaxTopicLength)
+	l.MaxTopicLevels = cmp.Or(l.MaxTopicLevels, d.MaxTopicLevels)
+	l.MaxKeepAlive = cmp.Or(l.MaxKeepAlive, d.MaxKeepAlive)
+	l.MaxSessionExpiry = cmp.Or(l.MaxSessionExpiry, d.MaxSessionExpiry)
+	l.TopicAliasMaximum = cmp.Or(l.TopicAliasMaximum, d.TopicAliasMaximum)
+	l.MaxClientIDLength = cmp.Or(l.MaxClientIDLength, d.MaxClientIDLength)
 	return l
 }
 

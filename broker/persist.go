@@ -233,8 +233,7 @@ func (st *clientState) sendHeldLocked(id uint16, d session.Delivery) {
 			return // resent with DUP when the client is back
 		}
 		now := time.Now()
-		out := outgoing{topic: bytesOf(d.Msg.Topic), payload: d.Msg.Payload, props: &d.Msg.Props,
-			expiresAt: d.Msg.ExpiresAt, qos: d.QoS, retain: d.Retain, id: id, subIDs: d.SubIDs}
+		out := deliveryOut(d, id, false)
 		c.outMu.Lock()
 		gone := c.closed || c.closing
 		sent := !gone && c.encodePublishLocked(&out, now.UnixNano())
