@@ -53,6 +53,7 @@ import (
 	"github.com/fleetmq/fleetmq/controllers"
 	"github.com/fleetmq/fleetmq/internal/authsync"
 	"github.com/fleetmq/fleetmq/internal/resource"
+	"github.com/fleetmq/fleetmq/internal/testtools"
 )
 
 // Suite-wide state, set up once by TestMain.
@@ -95,7 +96,7 @@ func runSuite(m *testing.M) int {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(logOut), zap.UseDevMode(true)))
 
-	assets, err := envtestAssets()
+	assets, err := testtools.Assets("kube-apiserver", "etcd")
 	if err != nil {
 		// CI builds the assets; a missing toolchain is a failure, not a skip.
 		return fail("envtest binaries: %v", err)
@@ -156,32 +157,6 @@ func runSuite(m *testing.M) int {
 	}()
 
 	return m.Run()
-}
-
-// envtestAssets is $KUBEBUILDER_ASSETS, or what hack/envtest.sh builds
-// (instant when cached).
-func envtestAssets() (string, error) {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir, checkAssets(dir)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(filepath.Join("..", "hack", "envtest.sh"), "assets")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("KUBEBUILDER_ASSETS is not set and hack/envtest.sh assets failed: %w\n%s", err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	dir := strings.TrimSpace(lines[len(lines)-1])
-	return dir, checkAssets(dir)
-}
-
-func checkAssets(dir string) error {
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			return fmt.Errorf("%s missing in %s (run hack/envtest.sh assets): %w", bin, dir, err)
-		}
-	}
-	return nil
 }
 
 // loopbackResolver is the operator's PodResolver in tests: it knows only

@@ -38,6 +38,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fleetmq/fleetmq/internal/testtools"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 )
@@ -66,17 +68,15 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	var err error
-	if helm, err = tool("HELM", "helm", "helm"); err != nil {
+	if helm, err = testtools.Tool("HELM", "helm"); err != nil {
 		return fail("%v", err)
 	}
-	assets, err := tool("KUBEBUILDER_ASSETS", "assets", "")
+	if st, err := os.Stat(helm); err != nil || st.IsDir() {
+		return fail("helm %s (from $HELM or hack/envtest.sh helm): not a binary: %v", helm, err)
+	}
+	assets, err := testtools.Assets("kube-apiserver", "etcd", "kubectl")
 	if err != nil {
 		return fail("%v", err)
-	}
-	for _, bin := range []string{"kube-apiserver", "etcd", "kubectl"} {
-		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
-			return fail("%s missing in %s (run hack/envtest.sh assets): %v", bin, assets, err)
-		}
 	}
 	kubectl = filepath.Join(assets, "kubectl")
 
@@ -112,31 +112,6 @@ func runSuite(m *testing.M) int {
 		}
 	}
 	return m.Run()
-}
-
-// tool returns $ENV if set, or the last stdout line of `hack/envtest.sh ARG`,
-// which builds the tool when it is not cached. A non-empty bin names the
-// file to check for; otherwise the result must be a directory.
-func tool(envVar, arg, bin string) (string, error) {
-	path := os.Getenv(envVar)
-	if path == "" {
-		var stdout, stderr bytes.Buffer
-		cmd := exec.Command(filepath.Join(root, "hack", "envtest.sh"), arg)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("$%s is not set and hack/envtest.sh %s failed: %w\n%s", envVar, arg, err, stderr.String())
-		}
-		lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-		path = strings.TrimSpace(lines[len(lines)-1])
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("%s (from $%s or hack/envtest.sh %s): %w", path, envVar, arg, err)
-	}
-	if bin != "" && st.IsDir() {
-		return "", fmt.Errorf("%s is a directory, want the %s binary", path, bin)
-	}
-	return path, nil
 }
 
 // run runs a command and returns its stdout; a failure includes stderr.

@@ -17,14 +17,12 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +41,7 @@ import (
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
 	"github.com/fleetmq/fleetmq/controllers"
+	"github.com/fleetmq/fleetmq/internal/testtools"
 	"github.com/fleetmq/fleetmq/test/e2e/internal/kubelet"
 )
 
@@ -83,7 +82,7 @@ func runSuite(m *testing.M) int {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(logOut), zap.UseDevMode(true)))
 
-	assets, err := envtestAssets()
+	assets, err := testtools.Assets("kube-apiserver", "etcd")
 	if err != nil {
 		// CI builds the assets (hack/envtest.sh); missing ones are a
 		// failure, never a skip.
@@ -153,32 +152,6 @@ func runSuite(m *testing.M) int {
 		}
 	}()
 	return m.Run()
-}
-
-// envtestAssets is $KUBEBUILDER_ASSETS, or what hack/envtest.sh builds
-// (instant when cached).
-func envtestAssets() (string, error) {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir, checkAssets(dir)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(filepath.Join("..", "..", "hack", "envtest.sh"), "assets")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("KUBEBUILDER_ASSETS is not set and hack/envtest.sh assets failed: %w\n%s", err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	dir := strings.TrimSpace(lines[len(lines)-1])
-	return dir, checkAssets(dir)
-}
-
-func checkAssets(dir string) error {
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			return fmt.Errorf("%s missing in %s (run hack/envtest.sh assets): %w", bin, dir, err)
-		}
-	}
-	return nil
 }
 
 // operator is the operator's manager, wired as cmd/operator wires it, in a
