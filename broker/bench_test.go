@@ -144,19 +144,15 @@ func BenchmarkRouteQoS0(b *testing.B) {
 	}
 }
 
-// BenchmarkPublishQoS1 publishes QoS 1 messages end to end over loopback:
-// a publisher keeping up to 64 PUBLISHes unacknowledged, one subscriber at
-// QoS 1 acknowledging each delivery.
-func BenchmarkPublishQoS1(b *testing.B) {
-	_, addr := benchServer(b)
-	subConn := rawSubscriber(b, addr, "sub", "bench/q1", 1)
-	defer subConn.Close()
+// ackAll reads QoS 1 deliveries on a 3.1.1 subscriber connection until it
+// closes, acknowledging and counting each.
+func ackAll(conn net.Conn) *atomic.Int64 {
 	var received atomic.Int64
 	go func() {
 		buf := make([]byte, 0, 256)
 		var p packets.Publish
 		for {
-			first, body, err := packets.ReadPacket(subConn, buf, 0)
+			first, body, err := packets.ReadPacket(conn, buf, 0)
 			if err != nil {
 				return
 			}
@@ -164,12 +160,23 @@ func BenchmarkPublishQoS1(b *testing.B) {
 				return
 			}
 			a := packets.Ack{Type: packets.PUBACK, PacketID: p.PacketID}
-			if _, err := subConn.Write(a.Append(buf[:0:0], packets.V311)); err != nil {
+			if _, err := conn.Write(a.Append(buf[:0:0], packets.V311)); err != nil {
 				return
 			}
 			received.Add(1)
 		}
 	}()
+	return &received
+}
+
+// BenchmarkPublishQoS1 publishes QoS 1 messages end to end over loopback:
+// a publisher keeping up to 64 PUBLISHes unacknowledged, one subscriber at
+// QoS 1 acknowledging each delivery.
+func BenchmarkPublishQoS1(b *testing.B) {
+	_, addr := benchServer(b)
+	subConn := rawSubscriber(b, addr, "sub", "bench/q1", 1)
+	defer subConn.Close()
+	received := ackAll(subConn)
 	pubConn := rawSubscriber(b, addr, "pub", "nothing", 0)
 	defer pubConn.Close()
 

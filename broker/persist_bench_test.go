@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,25 +50,7 @@ func BenchmarkPublishQoS1Durable(b *testing.B) {
 func benchQoS1(b *testing.B, addr string, pubs int) {
 	subConn := persistentSubscriber(b, addr, "dsub", "bench/q1")
 	defer subConn.Close()
-	var received atomic.Int64
-	go func() {
-		buf := make([]byte, 0, 256)
-		var p packets.Publish
-		for {
-			first, body, err := packets.ReadPacket(subConn, buf, 0)
-			if err != nil {
-				return
-			}
-			if err := p.Decode(packets.V311, first&0x0F, body); err != nil {
-				return
-			}
-			a := packets.Ack{Type: packets.PUBACK, PacketID: p.PacketID}
-			if _, err := subConn.Write(a.Append(buf[:0:0], packets.V311)); err != nil {
-				return
-			}
-			received.Add(1)
-		}
-	}()
+	received := ackAll(subConn)
 	conns := make([]net.Conn, pubs)
 	for i := range conns {
 		conns[i] = rawSubscriber(b, addr, fmt.Sprint("pub", i), "nothing", 0)
