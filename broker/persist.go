@@ -157,16 +157,7 @@ func (st *clientState) persistAttachLocked(p Principal) {
 // messages it may not read are dropped. Caller holds st.mu.
 func (st *clientState) recheckLocked(p Principal) {
 	s := st.srv
-	for key, ref := range st.subs {
-		if !p.CanSubscribe(ref.filter) {
-			s.index.Unsubscribe(st, ref.group, ref.filter)
-			delete(st.subs, key)
-			if st.durable {
-				s.store.DeleteSubscription(st.id, key)
-			}
-			s.log.Info("Restored subscription removed: not allowed", "client", st.id, "filter", key)
-		}
-	}
+	st.pruneSubsLocked(p, "Restored subscription removed: not allowed")
 	var denied []uint16
 	st.inflight.Range(func(o *session.Outflight) bool {
 		if o.State == session.AwaitAck && !p.CanRead(bytesOf(o.Msg.Topic)) {

@@ -245,16 +245,7 @@ func (st *clientState) rebind(a Authorizer) bool {
 	} else {
 		st.principal.Store(&principalBox{np})
 	}
-	for key, ref := range st.subs {
-		if !np.CanSubscribe(ref.filter) {
-			s.index.Unsubscribe(st, ref.group, ref.filter)
-			delete(st.subs, key)
-			if st.durable {
-				s.store.DeleteSubscription(st.id, key)
-			}
-			s.log.Info("Subscription removed after auth reload", "client", st.id, "filter", key)
-		}
-	}
+	st.pruneSubsLocked(np, "Subscription removed after auth reload")
 	st.mu.Unlock()
 	return true
 }
@@ -267,4 +258,29 @@ func (st *clientState) subscribeLocked(key string, sub topic.Subscription) (exis
 		st.srv.store.SaveSubscription(st.id, key, sub)
 	}
 	return existed
+}
+
+// unsubscribeLocked removes the subscription made with key from the
+// session, the index and the store; it reports whether there was one.
+func (st *clientState) unsubscribeLocked(key string) bool {
+	ref, ok := st.subs[key]
+	if !ok {
+		return false
+	}
+	st.srv.index.Unsubscribe(st, ref.group, ref.filter)
+	delete(st.subs, key)
+	if st.durable {
+		st.srv.store.DeleteSubscription(st.id, key)
+	}
+	return true
+}
+
+// pruneSubsLocked removes the subscriptions p may no longer make.
+func (st *clientState) pruneSubsLocked(p Principal, why string) {
+	for key, ref := range st.subs {
+		if !p.CanSubscribe(ref.filter) {
+			st.unsubscribeLocked(key)
+			st.srv.log.Info(why, "client", st.id, "filter", key)
+		}
+	}
 }

@@ -116,15 +116,7 @@ func (c *client) handleUnsubscribe(flags byte, body []byte) error {
 	st := c.st
 	st.mu.Lock()
 	for i, f := range up.Filters {
-		ref, ok := st.subs[f]
-		if ok {
-			c.srv.index.Unsubscribe(st, ref.group, ref.filter)
-			delete(st.subs, f)
-			if st.durable {
-				c.srv.store.DeleteSubscription(st.id, f)
-			}
-		}
-		if c.version == packets.V5 && !ok {
+		if !st.unsubscribeLocked(f) && c.version == packets.V5 {
 			ack.ReasonCodes[i] = packets.NoSubscriptionExisted
 		}
 	}
