@@ -147,7 +147,10 @@ func (st *clientState) resendLocked(now time.Time) {
 			return true // sent once the store has it (sendHeldLocked)
 		}
 		if o.State == session.AwaitComp {
-			c.writeAck(packets.PUBREL, o.ID, packets.Success, "")
+			// As in handleAck: the PUBREC that set AwaitComp may have come
+			// on the last connection just now, its write not yet durable.
+			id := o.ID
+			c.afterDurable(st.durable, func() { c.writeAck(packets.PUBREL, id, packets.Success, "") })
 			return true
 		}
 		out := deliveryOut(o.Delivery, o.ID, true)

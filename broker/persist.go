@@ -23,6 +23,9 @@ import (
 //   - A QoS 2 PUBLISH to a durable session goes out only once its packet id
 //     is durable (session.Outflight.Unsent), so a restart resends it under
 //     the same id and the receiver never sees it twice.
+//   - An inbound QoS 2 id is committed in one group with what routing its
+//     PUBLISH wrote (Store.BeginGroup), so a resend after a restart is routed
+//     again exactly when the first routing was lost.
 //
 // QoS 0 is never stored; sessions with expiry 0 never touch the store.
 

@@ -120,6 +120,11 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 		}
 		st.inboundQoS2[p.PacketID] = struct{}{}
 		if st.durable {
+			// A resend after a restart that finds this id is acknowledged
+			// without routing, so the id must be durable exactly when what
+			// routing writes (deliveries, retained message) is: a crash
+			// between them would lose the message or deliver it twice.
+			defer s.store.EndGroup(s.store.BeginGroup())
 			s.store.SaveInboundQoS2(st.id, p.PacketID)
 			persisted = true
 		}

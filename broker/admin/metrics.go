@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/store"
 )
 
 // Metrics is the broker's Prometheus registry. Broker counters are read
@@ -111,4 +112,56 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDenied, s.SubscribeDenied, "subscribe")
 	counter(descDenied, s.DeliveryDenied, "deliver")
 	counter(descRevoked, s.Revoked)
+}
+
+// StoreStats is what the store metrics read; *store.Bolt has it.
+type StoreStats interface{ Stats() store.Stats }
+
+// WatchStore adds the store's metrics (a broker started with --data-dir).
+func (m *Metrics) WatchStore(s StoreStats) { m.Registry.MustRegister(storeCollector{s}) }
+
+var (
+	descStoreCommits    = prometheus.NewDesc("fleetmq_store_commits_total", "Group commits: log records written, each one fdatasync.", nil, nil)
+	descStoreWrites     = prometheus.NewDesc("fleetmq_store_writes_total", "Store writes made durable.", nil, nil)
+	descStoreLogBytes   = prometheus.NewDesc("fleetmq_store_log_bytes_total", "Bytes appended to the write-ahead log.", nil, nil)
+	descStoreCommitSecs = prometheus.NewDesc("fleetmq_store_commit_seconds_total", "Time spent writing and syncing log records (divide by commits for the mean commit latency).", nil, nil)
+	descStoreCkpts      = prometheus.NewDesc("fleetmq_store_checkpoints_total", "Log segments applied to the database file.", nil, nil)
+	descStoreCkptWrites = prometheus.NewDesc("fleetmq_store_checkpoint_writes_total", "Writes those applied, after dropping the ones a later write overrode.", nil, nil)
+	descStorePending    = prometheus.NewDesc("fleetmq_store_pending_writes", "Writes queued for the next group commit.", nil, nil)
+	descStoreReplayed   = prometheus.NewDesc("fleetmq_store_replayed_writes", "Writes replayed from the log when the store was opened (non-zero after a crash).", nil, nil)
+	descStoreFailed     = prometheus.NewDesc("fleetmq_store_failed", "1 once a store write failed: nothing is acknowledged after it; restart the broker.", nil, nil)
+	storeDescs          = []*prometheus.Desc{descStoreCommits, descStoreWrites, descStoreLogBytes, descStoreCommitSecs, descStoreCkpts, descStoreCkptWrites, descStorePending, descStoreReplayed, descStoreFailed}
+)
+
+type storeCollector struct{ s StoreStats }
+
+func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range storeDescs {
+		ch <- d
+	}
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s.Stats()
+	failed := 0.0
+	if s.Failed {
+		failed = 1
+	}
+	for _, m := range []struct {
+		d *prometheus.Desc
+		t prometheus.ValueType
+		v float64
+	}{
+		{descStoreCommits, prometheus.CounterValue, float64(s.Commits)},
+		{descStoreWrites, prometheus.CounterValue, float64(s.Ops)},
+		{descStoreLogBytes, prometheus.CounterValue, float64(s.LogBytes)},
+		{descStoreCommitSecs, prometheus.CounterValue, s.CommitSeconds},
+		{descStoreCkpts, prometheus.CounterValue, float64(s.Checkpoints)},
+		{descStoreCkptWrites, prometheus.CounterValue, float64(s.CheckpointOps)},
+		{descStorePending, prometheus.GaugeValue, float64(s.Pending)},
+		{descStoreReplayed, prometheus.GaugeValue, float64(s.Replayed)},
+		{descStoreFailed, prometheus.GaugeValue, failed},
+	} {
+		ch <- prometheus.MustNewConstMetric(m.d, m.t, m.v)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,9 +39,20 @@ var (
 	bucketRetained   = []byte("retained")
 	keyFormat        = []byte("format")
 
+	// allBuckets is indexed by the b* constants, which the log records.
 	allBuckets = [][]byte{bucketMeta, bucketSessions, bucketSubs, bucketDeliveries, bucketInbound, bucketRetained}
 	// ownedBuckets hold keys prefixed by clientKey.
 	ownedBuckets = [][]byte{bucketSubs, bucketDeliveries, bucketInbound}
+)
+
+// Indexes into allBuckets. Never renumber: log segments record them.
+const (
+	bMeta uint8 = iota
+	bSessions
+	bSubs
+	bDeliveries
+	bInbound
+	bRetained
 )
 
 // Options configure Open.
@@ -52,27 +64,48 @@ type Options struct {
 	// Now is the clock used to purge expired sessions and messages at open
 	// (default time.Now).
 	Now func() time.Time
+	// SegmentBytes is the size at which a log segment is sealed and
+	// applied to the bbolt file (default DefaultSegmentBytes).
+	SegmentBytes int64
 }
 
-// Bolt is the Store on a bbolt file.
+// Bolt is the Store: a write-ahead log (wal.go) in front of a bbolt file.
 type Bolt struct {
-	db   *bolt.DB
-	path string
+	db        *bolt.DB
+	dir, path string
 
 	snap *Snapshot // until Load hands it over
 
-	// mu guards pending and closed.
-	mu       sync.Mutex
-	cond     *sync.Cond
-	pending  []op
-	closed   bool
-	loopDone chan struct{}
+	// mu guards pending, taken, groups, closed, crashed and failed.
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending []op
+	taken   uint64  // operations the log writer took from pending so far
+	groups  []Group // open groups: where each began, counting from the first op ever queued
+	closed  bool
+	crashed bool // test hook: stop as a kill would, applying nothing more
+	// failed is the first log or checkpoint error. It sticks: after a
+	// failed fdatasync the kernel may have dropped the dirty pages, so
+	// nothing written later could be trusted to be durable.
+	failed error
+
+	log        segmentWriter // the log writer goroutine's only
+	sealed     chan uint64   // sealed segments, log writer → checkpointer
+	writerDone chan struct{}
+	ckptDone   chan struct{}
+	prepDone   chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
 
-	commits atomic.Int64
-	ops     atomic.Int64
+	commits       atomic.Int64
+	ops           atomic.Int64
+	logBytes      atomic.Int64
+	commitNanos   atomic.Int64
+	checkpoints   atomic.Int64
+	checkpointOps atomic.Int64
+	replayed      int64 // set by Open
+	torn          int64 // set by Open
 }
 
 type opKind uint8
@@ -84,9 +117,10 @@ const (
 	opSync
 )
 
+// op is one queued operation; bucket indexes allBuckets.
 type op struct {
 	kind   opKind
-	bucket []byte
+	bucket uint8
 	key    []byte
 	val    []byte
 	done   func(error)
@@ -102,6 +136,9 @@ func Open(dir string, opts Options) (b *Bolt, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = DefaultSegmentBytes
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -115,15 +152,34 @@ func Open(dir string, opts Options) (b *Bolt, err error) {
 			db.Close()
 		}
 	}()
-	b = &Bolt{db: db, path: path, loopDone: make(chan struct{})}
+	b = &Bolt{
+		db: db, dir: dir, path: path,
+		log: segmentWriter{
+			dir: dir, segmentBytes: opts.SegmentBytes,
+			wantSpare: make(chan struct{}, 1), spares: make(chan *os.File, 1),
+		},
+		sealed:     make(chan uint64, sealedBacklog),
+		writerDone: make(chan struct{}),
+		ckptDone:   make(chan struct{}),
+		prepDone:   make(chan struct{}),
+	}
 	b.cond = sync.NewCond(&b.mu)
 	if err := b.init(); err != nil {
+		return nil, err
+	}
+	next, err := b.replay()
+	if err != nil {
 		return nil, err
 	}
 	if err := b.load(opts.Now()); err != nil {
 		return nil, err
 	}
-	go b.loop()
+	if err := b.log.create(next, min(opts.SegmentBytes, firstSegmentBytes)); err != nil {
+		return nil, err
+	}
+	go b.writeLoop()
+	go b.checkpointLoop()
+	go b.log.prepare(b.prepDone)
 	return b, nil
 }
 
@@ -217,7 +273,7 @@ func (b *Bolt) load(now time.Time) (err error) {
 				return corrupt("session", k, err)
 			}
 			if s.DisconnectedAt != 0 && ns-s.DisconnectedAt >= int64(s.Expiry)*int64(time.Second) {
-				purge = append(purge, op{kind: opDeleteSession, key: bytes.Clone(k)})
+				purge = append(purge, op{kind: opDeleteSession, bucket: bSessions, key: bytes.Clone(k)})
 				return nil
 			}
 			byID[s.ClientID] = s
@@ -227,8 +283,8 @@ func (b *Bolt) load(now time.Time) (err error) {
 		if err != nil {
 			return err
 		}
-		owned := func(bucket []byte, what string, fn func(s *Session, rest, v []byte) (keep bool, err error)) error {
-			return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+		owned := func(bucket uint8, what string, fn func(s *Session, rest, v []byte) (keep bool, err error)) error {
+			return tx.Bucket(allBuckets[bucket]).ForEach(func(k, v []byte) error {
 				id, rest, err := splitClientKey(k)
 				if err != nil {
 					return corrupt(what, k, err)
@@ -246,7 +302,7 @@ func (b *Bolt) load(now time.Time) (err error) {
 				return nil
 			})
 		}
-		err = owned(bucketSubs, "subscription", func(s *Session, rest, v []byte) (bool, error) {
+		err = owned(bSubs, "subscription", func(s *Session, rest, v []byte) (bool, error) {
 			sub, err := decodeSubscription(v)
 			if err != nil {
 				return false, err
@@ -257,7 +313,7 @@ func (b *Bolt) load(now time.Time) (err error) {
 		if err != nil {
 			return err
 		}
-		err = owned(bucketDeliveries, "delivery", func(s *Session, rest, v []byte) (bool, error) {
+		err = owned(bDeliveries, "delivery", func(s *Session, rest, v []byte) (bool, error) {
 			d, err := decodeDelivery(v)
 			if err != nil {
 				return false, err
@@ -274,7 +330,7 @@ func (b *Bolt) load(now time.Time) (err error) {
 		if err != nil {
 			return err
 		}
-		err = owned(bucketInbound, "inbound QoS 2 id", func(s *Session, rest, v []byte) (bool, error) {
+		err = owned(bInbound, "inbound QoS 2 id", func(s *Session, rest, v []byte) (bool, error) {
 			if len(rest) != 2 {
 				return false, errors.New("bad packet id")
 			}
@@ -293,7 +349,7 @@ func (b *Bolt) load(now time.Time) (err error) {
 				return corrupt("retained message", k, fmt.Errorf("topic %q in the record", m.Topic))
 			}
 			if m.Expired(ns) {
-				purge = append(purge, op{kind: opDelete, bucket: bucketRetained, key: bytes.Clone(k)})
+				purge = append(purge, op{kind: opDelete, bucket: bRetained, key: bytes.Clone(k)})
 				return nil
 			}
 			snap.Retained = append(snap.Retained, m)
@@ -333,7 +389,18 @@ func (b *Bolt) Load() (*Snapshot, error) {
 }
 
 // Stats returns the work done so far.
-func (b *Bolt) Stats() Stats { return Stats{Commits: b.commits.Load(), Ops: b.ops.Load()} }
+func (b *Bolt) Stats() Stats {
+	b.mu.Lock()
+	pending := len(b.pending)
+	failed := b.failed != nil
+	b.mu.Unlock()
+	return Stats{
+		Commits: b.commits.Load(), Ops: b.ops.Load(),
+		LogBytes: b.logBytes.Load(), CommitSeconds: float64(b.commitNanos.Load()) / 1e9,
+		Checkpoints: b.checkpoints.Load(), CheckpointOps: b.checkpointOps.Load(),
+		Pending: int64(pending), Replayed: b.replayed, TornBytes: b.torn, Failed: failed,
+	}
+}
 
 func (b *Bolt) submit(o op) {
 	b.mu.Lock()
@@ -351,25 +418,92 @@ func (b *Bolt) submit(o op) {
 	b.mu.Unlock()
 }
 
-// loop is the group commit: whatever was queued while the previous
-// transaction was being written goes into the next one, so many
-// connections share one fsync, and no timer adds latency.
-func (b *Bolt) loop() {
-	defer close(b.loopDone)
+func (b *Bolt) fail(err error) {
+	b.mu.Lock()
+	if b.failed == nil {
+		b.failed = err
+	}
+	b.mu.Unlock()
+}
+
+func (b *Bolt) BeginGroup() Group {
+	b.mu.Lock()
+	g := Group(b.taken + uint64(len(b.pending)))
+	b.groups = append(b.groups, g)
+	b.mu.Unlock()
+	return g
+}
+
+func (b *Bolt) EndGroup(g Group) {
+	b.mu.Lock()
+	if i := slices.Index(b.groups, g); i >= 0 {
+		b.groups = slices.Delete(b.groups, i, i+1)
+		b.cond.Signal()
+	}
+	b.mu.Unlock()
+}
+
+// readyLocked is how many pending operations the next commit may take:
+// those before the oldest open group (all of them once closing: no
+// connection is left to end a group).
+func (b *Bolt) readyLocked() int {
+	n := len(b.pending)
+	if b.closed {
+		return n
+	}
+	for _, g := range b.groups {
+		n = min(n, int(uint64(g)-b.taken))
+	}
+	return n
+}
+
+// writeLoop is the group commit: whatever was queued while the previous
+// record was being written goes into the next one, so many connections
+// share one fdatasync, and no timer adds latency.
+func (b *Bolt) writeLoop() {
+	defer close(b.writerDone)
+	defer close(b.sealed)
+	defer close(b.log.wantSpare)
 	var batch []op
 	for {
 		b.mu.Lock()
-		for len(b.pending) == 0 && !b.closed {
+		n := b.readyLocked()
+		for n == 0 && !b.closed {
 			b.cond.Wait()
+			n = b.readyLocked()
 		}
-		if len(b.pending) == 0 {
+		if b.crashed {
+			batch, b.pending = b.pending, nil
 			b.mu.Unlock()
+			for i := range batch {
+				if batch[i].done != nil {
+					batch[i].done(ErrClosed)
+				}
+			}
+			if b.log.f != nil {
+				_ = b.log.seal() // a crash: the file stays as it is
+			}
 			return
 		}
-		batch, b.pending = b.pending, batch[:0]
+		if n == 0 {
+			b.mu.Unlock()
+			break
+		}
+		if n == len(b.pending) {
+			batch, b.pending = b.pending, batch[:0]
+		} else {
+			batch = append(batch[:0], b.pending[:n]...)
+			rest := copy(b.pending, b.pending[n:])
+			clear(b.pending[rest:])
+			b.pending = b.pending[:rest]
+		}
+		b.taken += uint64(n)
+		err := b.failed
 		b.mu.Unlock()
 
-		err := b.commit(batch)
+		if err == nil {
+			err = b.write(batch)
+		}
 		for i := range batch {
 			if batch[i].done != nil {
 				batch[i].done(err)
@@ -380,9 +514,20 @@ func (b *Bolt) loop() {
 			batch = nil
 		}
 	}
+	// Closing: what is queued is written; the checkpointer applies the
+	// active segment too, so a clean shutdown leaves no log behind.
+	if b.log.f != nil {
+		seg := b.log.seg
+		if err := b.log.seal(); err != nil {
+			b.fail(err)
+			return
+		}
+		b.sealed <- seg
+	}
 }
 
-func (b *Bolt) commit(batch []op) error {
+// write appends the write operations of batch to the log, durably.
+func (b *Bolt) write(batch []op) error {
 	writes := 0
 	for i := range batch {
 		if batch[i].kind != opSync {
@@ -390,30 +535,120 @@ func (b *Bolt) commit(batch []op) error {
 		}
 	}
 	if writes == 0 {
-		return nil
+		return nil // everything before it is durable already
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		for i := range batch {
-			if err := applyOp(tx, &batch[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	start := time.Now()
+	n, err := b.log.append(batch)
+	b.commitNanos.Add(int64(time.Since(start)))
+	b.logBytes.Add(int64(n))
 	if err != nil {
-		return fmt.Errorf("store %s: commit: %w", b.path, err)
+		b.fail(err)
+		return err
 	}
 	b.commits.Add(1)
 	b.ops.Add(int64(writes))
+	if b.log.full() {
+		// batch is durable whatever happens here; a failure stops the
+		// writes after it.
+		seg := b.log.seg
+		if err := b.log.seal(); err != nil {
+			b.fail(fmt.Errorf("store: log: %w", err))
+			return nil
+		}
+		b.sealed <- seg // waits while sealedBacklog segments are unapplied
+		if err := b.log.create(seg+1, 0); err != nil {
+			b.fail(err)
+		}
+	}
 	return nil
+}
+
+// checkpointLoop applies sealed segments to the bbolt file, in order.
+func (b *Bolt) checkpointLoop() {
+	defer close(b.ckptDone)
+	for seg := range b.sealed {
+		b.mu.Lock()
+		skip := b.crashed || b.failed != nil
+		b.mu.Unlock()
+		if skip {
+			continue // the segment stays on disk for the next open
+		}
+		if _, err := b.checkpoint(seg, false); err != nil {
+			b.fail(err)
+		}
+	}
+}
+
+// replay applies the segments a previous run left (all of them, after a
+// crash) and returns the number for the next segment.
+func (b *Bolt) replay() (next uint64, err error) {
+	if err := os.Remove(filepath.Join(b.dir, spareName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	segs, err := listSegments(b.dir)
+	if err != nil {
+		return 0, err
+	}
+	for i, seg := range segs {
+		c, err := b.checkpoint(seg, i == len(segs)-1)
+		if err != nil {
+			return 0, err
+		}
+		b.replayed += int64(len(c.ops))
+		b.torn += int64(c.torn)
+	}
+	if len(segs) == 0 {
+		return 1, nil
+	}
+	return segs[len(segs)-1] + 1, nil
+}
+
+// checkpoint applies one segment to the bbolt file in one transaction and
+// removes it. tail is true for the last segment at open, which may end in
+// an interrupted write.
+func (b *Bolt) checkpoint(seg uint64, tail bool) (c segmentContent, err error) {
+	defer b.recoverCorrupt(&err)
+	path := filepath.Join(b.dir, segmentName(seg))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("store: log: %w", err)
+	}
+	if c, err = decodeSegment(data, tail); err != nil {
+		return c, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	}
+	ops := coalesce(c.ops)
+	if len(ops) > 0 {
+		err = b.db.Update(func(tx *bolt.Tx) error {
+			for i := range ops {
+				if err := applyOp(tx, &ops[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return c, fmt.Errorf("store %s: applying %s: %w", b.path, path, err)
+		}
+	}
+	// One removal made durable at a time: the segments left are always
+	// the log's newest, so a replay never applies an older one alone.
+	if err := os.Remove(path); err != nil {
+		return c, fmt.Errorf("store: log: %w", err)
+	}
+	if err := syncDir(b.dir); err != nil {
+		return c, fmt.Errorf("store: log: %w", err)
+	}
+	b.checkpoints.Add(1)
+	b.checkpointOps.Add(int64(len(ops)))
+	return c, nil
 }
 
 func applyOp(tx *bolt.Tx, o *op) error {
 	switch o.kind {
 	case opPut:
-		return tx.Bucket(o.bucket).Put(o.key, o.val)
+		return tx.Bucket(allBuckets[o.bucket]).Put(o.key, o.val)
 	case opDelete:
-		return tx.Bucket(o.bucket).Delete(o.key)
+		return tx.Bucket(allBuckets[o.bucket]).Delete(o.key)
 	case opDeleteSession:
 		if err := tx.Bucket(bucketSessions).Delete(o.key); err != nil {
 			return err
@@ -436,35 +671,51 @@ func applyOp(tx *bolt.Tx, o *op) error {
 	return nil
 }
 
-// Close applies what is queued and closes the file.
+// Close writes what is queued, applies the log to the bbolt file and
+// closes it. It returns the store's first failure, if any.
 func (b *Bolt) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
 		b.closed = true
 		b.cond.Broadcast()
 		b.mu.Unlock()
-		<-b.loopDone
-		b.closeErr = b.db.Close()
+		<-b.writerDone
+		<-b.ckptDone
+		<-b.prepDone
+		b.mu.Lock()
+		failed := b.failed
+		b.mu.Unlock()
+		b.closeErr = errors.Join(failed, b.db.Close())
 	})
 	return b.closeErr
 }
 
+// crash stops the store as a kill would at this instant: queued writes
+// are dropped (their callbacks get ErrClosed), nothing more is applied to
+// the bbolt file, and the files are closed as they are. For tests.
+func (b *Bolt) crash() {
+	b.mu.Lock()
+	b.crashed = true
+	b.mu.Unlock()
+	b.Close()
+}
+
 func (b *Bolt) SaveSession(clientID string, expiry uint32, disconnectedAt int64) {
-	b.submit(op{kind: opPut, bucket: bucketSessions, key: []byte(clientID), val: encodeSession(expiry, disconnectedAt)})
+	b.submit(op{kind: opPut, bucket: bSessions, key: []byte(clientID), val: encodeSession(expiry, disconnectedAt)})
 }
 
 func (b *Bolt) DeleteSession(clientID string) {
-	b.submit(op{kind: opDeleteSession, key: []byte(clientID)})
+	b.submit(op{kind: opDeleteSession, bucket: bSessions, key: []byte(clientID)})
 }
 
 func (b *Bolt) SaveSubscription(clientID, key string, sub topic.Subscription) {
 	k := append(clientKey(nil, clientID), key...)
-	b.submit(op{kind: opPut, bucket: bucketSubs, key: k, val: encodeSubscription(sub)})
+	b.submit(op{kind: opPut, bucket: bSubs, key: k, val: encodeSubscription(sub)})
 }
 
 func (b *Bolt) DeleteSubscription(clientID, key string) {
 	k := append(clientKey(nil, clientID), key...)
-	b.submit(op{kind: opDelete, bucket: bucketSubs, key: k})
+	b.submit(op{kind: opDelete, bucket: bSubs, key: k})
 }
 
 func deliveryKey(clientID string, seq uint64) []byte {
@@ -472,11 +723,11 @@ func deliveryKey(clientID string, seq uint64) []byte {
 }
 
 func (b *Bolt) PutDelivery(clientID string, d Delivery) {
-	b.submit(op{kind: opPut, bucket: bucketDeliveries, key: deliveryKey(clientID, d.Seq), val: encodeDelivery(&d)})
+	b.submit(op{kind: opPut, bucket: bDeliveries, key: deliveryKey(clientID, d.Seq), val: encodeDelivery(&d)})
 }
 
 func (b *Bolt) DeleteDelivery(clientID string, seq uint64) {
-	b.submit(op{kind: opDelete, bucket: bucketDeliveries, key: deliveryKey(clientID, seq)})
+	b.submit(op{kind: opDelete, bucket: bDeliveries, key: deliveryKey(clientID, seq)})
 }
 
 func inboundKey(clientID string, id uint16) []byte {
@@ -484,19 +735,19 @@ func inboundKey(clientID string, id uint16) []byte {
 }
 
 func (b *Bolt) SaveInboundQoS2(clientID string, packetID uint16) {
-	b.submit(op{kind: opPut, bucket: bucketInbound, key: inboundKey(clientID, packetID), val: []byte{}})
+	b.submit(op{kind: opPut, bucket: bInbound, key: inboundKey(clientID, packetID), val: []byte{}})
 }
 
 func (b *Bolt) ReleaseInboundQoS2(clientID string, packetID uint16) {
-	b.submit(op{kind: opDelete, bucket: bucketInbound, key: inboundKey(clientID, packetID)})
+	b.submit(op{kind: opDelete, bucket: bInbound, key: inboundKey(clientID, packetID)})
 }
 
 func (b *Bolt) SetRetained(m *session.Message) {
-	b.submit(op{kind: opPut, bucket: bucketRetained, key: []byte(m.Topic), val: encodeRetained(m)})
+	b.submit(op{kind: opPut, bucket: bRetained, key: []byte(m.Topic), val: encodeRetained(m)})
 }
 
 func (b *Bolt) DeleteRetained(topic string) {
-	b.submit(op{kind: opDelete, bucket: bucketRetained, key: []byte(topic)})
+	b.submit(op{kind: opDelete, bucket: bRetained, key: []byte(topic)})
 }
 
 func (b *Bolt) Sync(done func(error)) {

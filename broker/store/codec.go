@@ -114,15 +114,18 @@ func (r *reader) uvarint() uint64 {
 	return v
 }
 
-func (r *reader) str() string {
+func (r *reader) str() string { return string(r.bytes()) }
+
+// bytes reads a length-prefixed byte string; the result aliases the record.
+func (r *reader) bytes() []byte {
 	n := r.uvarint()
 	if r.err != nil || uint64(len(r.b)) < n {
 		r.fail()
-		return ""
+		return nil
 	}
-	s := string(r.b[:n])
+	b := r.b[:n:n]
 	r.b = r.b[n:]
-	return s
+	return b
 }
 
 func (r *reader) fail() {

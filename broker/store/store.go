@@ -4,14 +4,15 @@
 // packet ids awaiting PUBREL, and retained messages.
 //
 // Writes are asynchronous and ordered: each call queues an operation and
-// returns at once; one goroutine applies everything queued so far in one
-// fsync'd transaction (group commit). Sync registers a callback that runs
+// returns at once; one goroutine appends everything queued so far to a
+// write-ahead log as one record with one fdatasync (group commit), and
+// another applies the log to a bbolt file in the background. Sync registers a callback that runs
 // once every write queued before it is durable, which is how the broker
 // acknowledges a PUBLISH only after it is safe. Callbacks run in the order
 // they were registered, on the store's goroutine, with no broker lock held.
 //
-// The implementation is Bolt (go.etcd.io/bbolt); docs/architecture.md says
-// why.
+// The implementation is Bolt: the log (wal.go) in front of a
+// go.etcd.io/bbolt file; docs/architecture.md says why.
 package store
 
 import (
@@ -62,6 +63,13 @@ type Store interface {
 	SetRetained(m *session.Message)
 	DeleteRetained(topic string)
 
+	// BeginGroup starts a group: the writes queued from now until
+	// EndGroup are durable together, never some without the others.
+	// Writes other goroutines queue meanwhile join the group's commit.
+	// Commits wait for open groups, so keep them short (no I/O inside).
+	BeginGroup() Group
+	EndGroup(Group)
+
 	// Sync calls done once every write queued before it is durable (err
 	// nil) or failed.
 	Sync(done func(err error))
@@ -69,6 +77,9 @@ type Store interface {
 	// and their Sync callbacks get ErrClosed.
 	Close() error
 }
+
+// Group is an open group of writes (BeginGroup).
+type Group uint64
 
 // Snapshot is the store's content at open.
 type Snapshot struct {
@@ -108,6 +119,14 @@ type Delivery struct {
 
 // Stats count the store's work, for tests and metrics.
 type Stats struct {
-	Commits int64 // write transactions committed (each one fsync)
-	Ops     int64 // write operations applied
+	Commits       int64   // group commits: log records written, each one fdatasync
+	Ops           int64   // write operations made durable
+	LogBytes      int64   // bytes appended to the log
+	CommitSeconds float64 // time spent writing and syncing log records
+	Checkpoints   int64   // log segments applied to the bbolt file
+	CheckpointOps int64   // operations those applied, after coalescing
+	Pending       int64   // operations queued, not yet written
+	Replayed      int64   // operations replayed from the log at open
+	TornBytes     int64   // bytes of an interrupted last write dropped at open
+	Failed        bool    // a write failed; the store accepts no more
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -60,9 +61,42 @@ func message(topic, payload string, qos byte) *session.Message {
 	return session.NewMessage(&p, topic, "pub-1", time.Unix(100, 0))
 }
 
+// TestRoundTrip writes every kind of record and reads it back after a
+// clean Close (everything applied to the bbolt file), after a crash
+// (everything still in the log), and after a crash with segments sealed
+// and checkpointed along the way (some in bbolt, the rest in the log).
 func TestRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	b := open(t, dir)
+	for _, tc := range []struct {
+		name         string
+		segmentBytes int64
+		stop         func(*store.Bolt) error
+	}{
+		{"close", 0, (*store.Bolt).Close},
+		{"crash", 0, func(b *store.Bolt) error { store.Crash(b); return nil }},
+		{"crash after checkpoints", 200, func(b *store.Bolt) error { store.Crash(b); return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			b, err := store.Open(dir, store.Options{SegmentBytes: tc.segmentBytes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := writeEveryKind(t, b)
+			if err := tc.stop(b); err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+			b2 := open(t, dir)
+			check(t, load(t, b2))
+			if tc.segmentBytes > 0 && b.Stats().Checkpoints == 0 {
+				t.Errorf("no segment was checkpointed before the crash")
+			}
+		})
+	}
+}
+
+// writeEveryKind writes every kind of record and flushes; check verifies
+// a snapshot holds what it wrote.
+func writeEveryKind(t *testing.T, b *store.Bolt) (check func(*testing.T, *store.Snapshot)) {
 	sub := topic.Subscription{Filter: "a/+", Group: "g", QoS: 2, ID: 7, NoLocal: true, RetainAsPublished: true, RetainHandling: 2}
 	m1, m2, m3 := message("a/1", "one", 1), message("a/2", "two", 2), message("a/3", "three", 2)
 	ret := message("r/1", "kept", 1)
@@ -90,12 +124,14 @@ func TestRoundTrip(t *testing.T) {
 	b.SaveSubscription("c2", "y", topic.Subscription{Filter: "y", QoS: 1})
 	b.DeleteSession("c2")
 	flush(t, b)
-	if err := b.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
+	return func(t *testing.T, snap *store.Snapshot) {
+		t.Helper()
+		checkEveryKind(t, snap, sub, ret, m1, m2, m3)
 	}
+}
 
-	b2 := open(t, dir)
-	snap := load(t, b2)
+func checkEveryKind(t *testing.T, snap *store.Snapshot, sub topic.Subscription, ret, m1, m2, m3 *session.Message) {
+	t.Helper()
 	if len(snap.Sessions) != 2 {
 		t.Fatalf("got %d sessions, want 2 (c1, c1x)", len(snap.Sessions))
 	}
@@ -327,4 +363,50 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestGroup: writes queued between BeginGroup and EndGroup, and writes
+// other goroutines queue meanwhile, are never committed without the
+// others; a crash with the group open keeps none of them.
+func TestGroup(t *testing.T) {
+	dir := t.TempDir()
+	b, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SaveSession("before", 60, 0)
+	flush(t, b)
+	b.BeginGroup() // never ended: the crash comes first
+	b.SaveSession("in-group", 60, 0)
+	synced := make(chan error, 1)
+	go func() {
+		b.SaveSession("meanwhile", 60, 0)
+		b.Sync(func(err error) { synced <- err })
+	}()
+	select {
+	case err := <-synced:
+		t.Fatalf("a write queued after an open group's was committed before the group ended (err %v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	g2 := b.BeginGroup()
+	b.EndGroup(g2) // an empty group inside: ends nothing else
+	select {
+	case <-synced:
+		t.Fatal("committed while the outer group is open")
+	case <-time.After(50 * time.Millisecond):
+	}
+	store.Crash(b)
+	b = open(t, dir)
+	if got := sessionIDs(load(t, b)); !slices.Equal(got, []string{"before"}) {
+		t.Fatalf("after a crash with the group open: %v, want [before]", got)
+	}
+
+	g := b.BeginGroup()
+	b.SaveSession("x", 60, 0)
+	b.SaveSession("y", 60, 0)
+	b.EndGroup(g)
+	flush(t, b)
+	if st := b.Stats(); st.Commits != 1 || st.Ops != 2 {
+		t.Fatalf("ended group: %+v, want its two writes in one commit", st)
+	}
 }

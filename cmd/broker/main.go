@@ -151,12 +151,17 @@ func newLogger(l config.Log, w io.Writer) *slog.Logger {
 // flushed.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var st store.Store
+	var bolt *store.Bolt
 	if cfg.DataDir != "" {
 		b, err := openStore(cfg.DataDir, cfg.DataDirResetCorrupt, log)
 		if err != nil {
 			return err
 		}
-		st = b
+		st, bolt = b, b
+		if s := b.Stats(); s.Replayed > 0 || s.TornBytes > 0 {
+			log.Warn("Store: replayed the write-ahead log (the broker did not stop cleanly last time)",
+				"dir", cfg.DataDir, "writes", s.Replayed, "tornBytesDropped", s.TornBytes)
+		}
 	}
 	srv, err := broker.New(broker.Options{
 		Limits:              cfg.Limits,
@@ -174,6 +179,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return usageError{err}
 	}
 	metrics := admin.NewMetrics(srv)
+	if bolt != nil {
+		metrics.WatchStore(bolt)
+	}
 	loader := admin.NewLoader(srv, log, metrics)
 	if cfg.AuthFile != "" {
 		// A bad bundle at start is a bad file: refuse to start rather than

@@ -269,7 +269,7 @@ func TestServe(t *testing.T) {
 	tokenFile := writeFile(t, "token", "tok\n")
 	mqttAddr, adminAddr := freeAddr(t), freeAddr(t)
 	cfg, err := parseFlags([]string{"--mqtt-addr", mqttAddr, "--admin-addr", adminAddr, "--auth-file", authFile,
-		"--admin-token-file", tokenFile}, io.Discard)
+		"--admin-token-file", tokenFile, "--data-dir", t.TempDir()}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,6 +331,9 @@ func TestServe(t *testing.T) {
 		code, body := get("/metrics", "tok")
 		if code != http.StatusOK || !strings.Contains(body, "\nfleetmq_auth_revision 3\n") {
 			t.Errorf("GET /metrics: got %d, want 200 with fleetmq_auth_revision 3", code)
+		}
+		if !strings.Contains(body, "\nfleetmq_store_failed 0\n") || !strings.Contains(body, "\nfleetmq_store_commits_total ") {
+			t.Errorf("GET /metrics: no store metrics with --data-dir:\n%s", body)
 		}
 	})
 
