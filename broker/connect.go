@@ -202,7 +202,7 @@ func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer,
 		}
 		if st.will != nil {
 			// Reconnected before the will delay passed [MQTT-3.1.3-9].
-			st.will.timer.Stop()
+			st.will.stop()
 			st.will = nil
 		}
 		c.st = st

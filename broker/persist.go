@@ -93,6 +93,17 @@ func (s *Server) restore() error {
 		if rs.DisconnectedAt == 0 {
 			s.store.SaveSession(st.id, expiry, now.UnixNano())
 		}
+		if w := rs.Will; w != nil {
+			// Its connection closed when the broker stopped (or earlier,
+			// with the delay running since).
+			left := time.Duration(w.Delay) * time.Second
+			if rs.DisconnectedAt != 0 {
+				left -= now.Sub(time.Unix(0, rs.DisconnectedAt))
+			}
+			st.willStored, st.restoredWill = true, w
+			st.will = &pendingWill{msg: w.Msg, left: max(left, 0)}
+			s.restoredWills = append(s.restoredWills, st)
+		}
 		st.expiryTimer = time.AfterFunc(left, func() { s.expire(st) })
 		st.mu.Unlock()
 		s.sessions[st.id] = st
@@ -115,10 +126,12 @@ func (st *clientState) persistAttachLocked(p Principal) {
 		st.restored = false
 		st.recheckLocked(p)
 	}
+	st.restoredWill = nil // the client is back: its own principal decides
 	s := st.srv
 	if s.store == nil {
 		return
 	}
+	defer st.persistWillLocked(p)
 	switch {
 	case st.expiry == 0:
 		if st.durable {
@@ -152,6 +165,104 @@ func (st *clientState) persistAttachLocked(p Principal) {
 			}
 			st.queue.Push(d)
 		}
+	}
+}
+
+// persistWillLocked stores the will of the connection attaching to a
+// durable session, or forgets the last one: a will is session state [MQTT
+// 4.1], and a broker killed while the client is connected owes it after
+// the restart (the connection closed without DISCONNECT). Caller holds
+// st.mu.
+func (st *clientState) persistWillLocked(p Principal) {
+	s := st.srv
+	w := st.client.will
+	if !st.durable || w == nil {
+		st.forgetWillLocked()
+		return
+	}
+	m := willMessage(st.client, time.Now())
+	m.ExpiresAt = 0 // counts from publication
+	sw := store.Will{Msg: m}
+	if w.Props.HasMessageExpiry {
+		sw.ExpiryInterval = w.Props.MessageExpiry
+	}
+	if w.Props.HasWillDelay {
+		sw.Delay = w.Props.WillDelay
+	}
+	sw.Username, sw.Anonymous = principalOwner(p)
+	s.store.SaveWill(st.id, sw)
+	st.willStored = true
+}
+
+// forgetWillLocked deletes the session's stored will, if any. Caller holds
+// st.mu.
+func (st *clientState) forgetWillLocked() {
+	if st.willStored {
+		st.willStored = false
+		if st.durable {
+			st.srv.store.DeleteWill(st.id)
+		}
+	}
+}
+
+// principalOwner is who a principal stands for, as a stored will records
+// it.
+func principalOwner(p Principal) (username string, anonymous bool) {
+	switch v := p.(type) {
+	case interface{ Username() string }:
+		return v.Username(), v.Username() == ""
+	case allowAll:
+		return "", !v.hadUsername
+	}
+	return "", false
+}
+
+// restoredWillPublisher is the principal that publishes a will restored
+// from the store, resolved under the rules in force now (nil, logged, when
+// its owner is unknown or disabled now), and the message to publish, its
+// expiry counted from now. The owner's password is not checked again: it
+// was at the CONNECT that gave the will.
+func (s *Server) restoredWillPublisher(st *clientState, m *session.Message, now time.Time) (Principal, *session.Message) {
+	st.mu.Lock()
+	owner := st.restoredWill
+	st.mu.Unlock()
+	if owner == nil {
+		return nil, m
+	}
+	a := s.authorizer()
+	var p Principal
+	res := AuthNotAuthorized
+	if owner.Anonymous {
+		p, res = a.Authenticate("", false, nil, st.id)
+	} else if va, ok := a.(VerifiedAuthorizer); ok {
+		p, res = va.AuthenticateVerified(owner.Username, st.id)
+	}
+	if res != AuthOK {
+		s.stats.PublishDenied.Add(1)
+		s.log.Info("Restored will not published: its owner is not allowed in now", "client", st.id, "user", owner.Username, "topic", m.Topic)
+		return nil, m
+	}
+	if owner.ExpiryInterval > 0 {
+		c := *m
+		c.ExpiresAt = now.Add(time.Duration(owner.ExpiryInterval) * time.Second).UnixNano()
+		m = &c
+	}
+	return p, m
+}
+
+// armRestoredWills starts the delay of every will restored from the
+// store; it runs once, when the broker starts serving.
+func (s *Server) armRestoredWills() {
+	s.mu.Lock()
+	sts := s.restoredWills
+	s.restoredWills = nil
+	s.mu.Unlock()
+	for _, st := range sts {
+		st.mu.Lock()
+		if pw := st.will; pw != nil && pw.timer == nil {
+			pw.timer = time.AfterFunc(pw.left, func() { s.fireWill(st, pw) })
+		}
+		st.mu.Unlock()
 	}
 }
 

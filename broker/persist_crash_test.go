@@ -297,6 +297,14 @@ func (l *crashLog) ReleaseInboundQoS2(id string, pid uint16) {
 	l.write(fmt.Sprintf("ReleaseInboundQoS2 %s %d", id, pid), func(s store.Store) { s.ReleaseInboundQoS2(id, pid) })
 }
 
+func (l *crashLog) SaveWill(id string, w store.Will) {
+	l.write("SaveWill "+id, func(s store.Store) { s.SaveWill(id, w) })
+}
+
+func (l *crashLog) DeleteWill(id string) {
+	l.write("DeleteWill "+id, func(s store.Store) { s.DeleteWill(id) })
+}
+
 func (l *crashLog) SetRetained(m *session.Message) {
 	l.write("SetRetained "+m.Topic, func(s store.Store) { s.SetRetained(m) })
 }

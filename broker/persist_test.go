@@ -429,6 +429,8 @@ func (h *heldStore) SaveInboundQoS2(string, uint16)                      { h.wri
 func (h *heldStore) ReleaseInboundQoS2(string, uint16)                   { h.write() }
 func (h *heldStore) SetRetained(*session.Message)                        { h.write() }
 func (h *heldStore) DeleteRetained(string)                               { h.write() }
+func (h *heldStore) SaveWill(string, store.Will)                         { h.write() }
+func (h *heldStore) DeleteWill(string)                                   { h.write() }
 func (h *heldStore) BeginGroup() store.Group                             { return 0 }
 func (h *heldStore) EndGroup(store.Group)                                {}
 func (h *heldStore) Sync(done func(error)) {

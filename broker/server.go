@@ -46,7 +46,12 @@ type Server struct {
 
 	store     store.Store // nil: in memory only
 	storeOnce sync.Once
-	retainMu  sync.Mutex // orders retained writes to the store (persist.go)
+	// restoredWills are sessions restored with a will; their delay timers
+	// start with the first Serve or ServeConn, once the auth rules that
+	// authorize publishing them are loaded (persist.go).
+	restoredWills []*clientState
+	willsOnce     sync.Once
+	retainMu      sync.Mutex // orders retained writes to the store (persist.go)
 
 	// mu guards sessions, clients, listeners and closing. It is taken on
 	// connect, disconnect and reload, never on the publish path.
@@ -128,6 +133,7 @@ func (s *Server) Limits() Limits { return s.lim }
 // Serve accepts connections on ln until Shutdown or ctx is done. It returns
 // ErrServerClosed after Shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.willsOnce.Do(s.armRestoredWills)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -177,6 +183,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // ServeConn serves one already accepted connection (a listener adapter,
 // e.g. WebSocket, hands its connections here). It returns at once.
 func (s *Server) ServeConn(conn net.Conn) {
+	s.willsOnce.Do(s.armRestoredWills)
 	c := newClient(s, conn)
 	s.mu.Lock()
 	if s.closing {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fleetmq/fleetmq/broker/packets"
 	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/store"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
 
@@ -33,7 +34,12 @@ type clientState struct {
 	expiryAtConnect uint32
 	expiryTimer     *time.Timer
 	will            *pendingWill // armed when the connection dropped with a delayed will
-	ended           bool
+	// willStored: the store holds a will for this session; restoredWill
+	// is that will as loaded at start, until a client attaches: who
+	// published it, to authorize it (persist.go).
+	willStored   bool
+	restoredWill *store.Will
+	ended        bool
 	// durable: the session is in the store (Options.Store set, expiry > 0);
 	// seq numbers its deliveries there; restored: loaded from the store and
 	// not yet claimed by a connection (persist.go).
@@ -48,7 +54,14 @@ type subRef struct{ group, filter string }
 
 type pendingWill struct {
 	msg   *session.Message
-	timer *time.Timer
+	timer *time.Timer   // nil until armed (a restored will: at Serve)
+	left  time.Duration // a restored will's delay, from when it is armed
+}
+
+func (pw *pendingWill) stop() {
+	if pw.timer != nil {
+		pw.timer.Stop()
+	}
 }
 
 func newClientState(s *Server, id string) *clientState {
@@ -90,12 +103,13 @@ func (st *clientState) endLocked() *session.Message {
 		delete(st.srv.sessions, st.id)
 	}
 	if st.durable {
-		st.srv.store.DeleteSession(st.id)
+		st.srv.store.DeleteSession(st.id) // its will too
 		st.durable = false
 	}
+	st.willStored = false
 	var will *session.Message
 	if st.will != nil {
-		st.will.timer.Stop()
+		st.will.stop()
 		will = st.will.msg
 		st.will = nil
 	}
@@ -144,6 +158,12 @@ func (s *Server) detach(c *client) {
 					st.will = pw
 				}
 			}
+			if (will == nil && !s.closing) || (will != nil && st.will == nil) {
+				// Discarded by a DISCONNECT, or published now. A will
+				// not published because the broker stops stays stored,
+				// for after the restart.
+				st.forgetWillLocked()
+			}
 		}
 	}
 	st.mu.Unlock()
@@ -176,6 +196,7 @@ func (s *Server) fireWill(st *clientState, pw *pendingWill) {
 	fire := st.will == pw
 	if fire {
 		st.will = nil
+		st.forgetWillLocked()
 	}
 	st.mu.Unlock()
 	if fire {
@@ -184,7 +205,13 @@ func (s *Server) fireWill(st *clientState, pw *pendingWill) {
 }
 
 func (s *Server) publishWill(st *clientState, m *session.Message, now time.Time) {
-	if p := st.getPrincipal(); p != nil && !p.CanPublish(bytesOf(m.Topic)) {
+	p := st.getPrincipal()
+	if _, ok := p.(restoredPrincipal); ok {
+		if p, m = s.restoredWillPublisher(st, m, now); p == nil {
+			return
+		}
+	}
+	if p != nil && !p.CanPublish(bytesOf(m.Topic)) {
 		s.stats.PublishDenied.Add(1)
 		s.log.Info("Will not published: not authorized", "client", st.id, "topic", m.Topic)
 		return

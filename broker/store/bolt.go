@@ -37,12 +37,16 @@ var (
 	bucketDeliveries = []byte("deliveries")
 	bucketInbound    = []byte("inbound-qos2")
 	bucketRetained   = []byte("retained")
+	bucketWills      = []byte("wills")
 	keyFormat        = []byte("format")
 
 	// allBuckets is indexed by the b* constants, which the log records.
-	allBuckets = [][]byte{bucketMeta, bucketSessions, bucketSubs, bucketDeliveries, bucketInbound, bucketRetained}
+	allBuckets = [][]byte{bucketMeta, bucketSessions, bucketSubs, bucketDeliveries, bucketInbound, bucketRetained, bucketWills}
 	// ownedBuckets hold keys prefixed by clientKey.
-	ownedBuckets = [][]byte{bucketSubs, bucketDeliveries, bucketInbound}
+	ownedBuckets = [][]byte{bucketSubs, bucketDeliveries, bucketInbound, bucketWills}
+	// addedBuckets came after format 1 was released: a store without them
+	// is older, not damaged, and gets them created.
+	addedBuckets = [][]byte{bucketWills}
 )
 
 // Indexes into allBuckets. Never renumber: log segments record them.
@@ -53,6 +57,7 @@ const (
 	bDeliveries
 	bInbound
 	bRetained
+	bWills
 )
 
 // Options configure Open.
@@ -234,8 +239,14 @@ func (b *Bolt) init() (err error) {
 			return fmt.Errorf("%w: %s: format %x, this broker reads %d", ErrCorrupt, b.path, v, formatVersion)
 		}
 		for _, name := range allBuckets {
-			if tx.Bucket(name) == nil {
+			if tx.Bucket(name) != nil {
+				continue
+			}
+			if !slices.ContainsFunc(addedBuckets, func(a []byte) bool { return bytes.Equal(a, name) }) {
 				return fmt.Errorf("%w: %s: bucket %s missing", ErrCorrupt, b.path, name)
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -335,6 +346,20 @@ func (b *Bolt) load(now time.Time) (err error) {
 				return false, errors.New("bad packet id")
 			}
 			s.InboundQoS2 = append(s.InboundQoS2, binary.BigEndian.Uint16(rest))
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		err = owned(bWills, "will", func(s *Session, rest, v []byte) (bool, error) {
+			if len(rest) != 0 {
+				return false, errors.New("bad will key")
+			}
+			w, err := decodeWill(v)
+			if err != nil {
+				return false, err
+			}
+			s.Will = w
 			return true, nil
 		})
 		if err != nil {
@@ -740,6 +765,14 @@ func (b *Bolt) SaveInboundQoS2(clientID string, packetID uint16) {
 
 func (b *Bolt) ReleaseInboundQoS2(clientID string, packetID uint16) {
 	b.submit(op{kind: opDelete, bucket: bInbound, key: inboundKey(clientID, packetID)})
+}
+
+func (b *Bolt) SaveWill(clientID string, w Will) {
+	b.submit(op{kind: opPut, bucket: bWills, key: clientKey(nil, clientID), val: encodeWill(&w)})
+}
+
+func (b *Bolt) DeleteWill(clientID string) {
+	b.submit(op{kind: opDelete, bucket: bWills, key: clientKey(nil, clientID)})
 }
 
 func (b *Bolt) SetRetained(m *session.Message) {

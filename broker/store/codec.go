@@ -19,12 +19,13 @@ import (
 //	subscription: 1 | group str | filter str | qos | id uvarint | flags | retainHandling
 //	delivery:     1 | state | packetID u16 | qos | flags | n uvarint | n × subID uvarint | seq u64 | message
 //	retained:     1 | message
+//	will:         1 | delay u32 | expiryInterval u32 | flags (1: anonymous) | username str | message
 //	message:      expiresAt i64 | created i64 | origin str | PUBLISH (v5, packet id 1 when QoS > 0)
 //
 // str is a uvarint length and the bytes. Keys: sessions by client id;
-// subscriptions, deliveries and inbound ids by clientKey (uvarint length +
+// subscriptions, deliveries, inbound ids and wills by clientKey (uvarint length +
 // client id, so one id is never a prefix of another's keys) and then the
-// filter, the big-endian seq or the big-endian packet id.
+// filter, the big-endian seq or the big-endian packet id (a will: nothing).
 const recordV1 = 1
 
 // Delivery states in a record.
@@ -298,4 +299,35 @@ func decodeRetained(v []byte) (*session.Message, error) {
 	r.version()
 	m := r.message()
 	return m, r.err
+}
+
+func encodeWill(w *Will) []byte {
+	m := w.Msg
+	b := make([]byte, 0, 64+len(w.Username)+len(m.Topic)+len(m.Payload)+len(m.Origin))
+	b = append(b, recordV1)
+	b = binary.BigEndian.AppendUint32(b, w.Delay)
+	b = binary.BigEndian.AppendUint32(b, w.ExpiryInterval)
+	var flags byte
+	if w.Anonymous {
+		flags |= 1
+	}
+	b = append(b, flags)
+	b = appendStr(b, w.Username)
+	return appendMessage(b, m)
+}
+
+func decodeWill(v []byte) (*Will, error) {
+	r := reader{b: v}
+	r.version()
+	w := &Will{Delay: r.u32(), ExpiryInterval: r.u32()}
+	w.Anonymous = r.byte()&1 != 0
+	w.Username = r.str()
+	w.Msg = r.message()
+	if r.err != nil {
+		return nil, r.err
+	}
+	if w.Msg.QoS > 2 || w.Msg.Topic == "" {
+		return nil, fmt.Errorf("bad will %q QoS %d", w.Msg.Topic, w.Msg.QoS)
+	}
+	return w, nil
 }

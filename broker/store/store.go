@@ -59,6 +59,11 @@ type Store interface {
 	// PUBREL has not come yet; a resent PUBLISH with it is not routed again.
 	SaveInboundQoS2(clientID string, packetID uint16)
 	ReleaseInboundQoS2(clientID string, packetID uint16)
+	// SaveWill records the will of a persistent session's client (one per
+	// session), published after a restart as if its connection had
+	// dropped then; DeleteWill forgets it.
+	SaveWill(clientID string, w Will)
+	DeleteWill(clientID string)
 	// SetRetained stores m as its topic's retained message.
 	SetRetained(m *session.Message)
 	DeleteRetained(topic string)
@@ -99,6 +104,21 @@ type Session struct {
 	// Deliveries are in Seq order: inflight ones first, then queued.
 	Deliveries  []Delivery
 	InboundQoS2 []uint16
+	Will        *Will
+}
+
+// Will is a stored will message.
+type Will struct {
+	// Msg is the message; its ExpiresAt is 0, the expiry counting from
+	// publication (ExpiryInterval).
+	Msg            *session.Message
+	ExpiryInterval uint32 // seconds; 0 never expires
+	Delay          uint32 // will delay interval, seconds
+	// Username is who connected with the will, so publishing it after a
+	// restart is authorized under the rules in force then; Anonymous when
+	// the client had none.
+	Username  string
+	Anonymous bool
 }
 
 // Subscription is one stored subscription.

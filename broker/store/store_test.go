@@ -122,16 +122,31 @@ func writeEveryKind(t *testing.T, b *store.Bolt) (check func(*testing.T, *store.
 	b.SaveSubscription("c1x", "z", topic.Subscription{Filter: "z", QoS: 1})
 	b.SaveSession("c2", 60, 0)
 	b.SaveSubscription("c2", "y", topic.Subscription{Filter: "y", QoS: 1})
+	b.SaveWill("c2", store.Will{Msg: message("w/c2", "gone", 1), Delay: 5})
 	b.DeleteSession("c2")
+	will := store.Will{Msg: message("w/c1", "bye", 2), ExpiryInterval: 30, Delay: 10, Username: "dev"}
+	will.Msg.Retain = true
+	b.SaveWill("c1", store.Will{Msg: message("w/c1", "replaced", 0), Anonymous: true})
+	b.SaveWill("c1", will)
+	b.SaveWill("c1x", store.Will{Msg: message("w/c1x", "x", 0)})
+	b.DeleteWill("c1x")
 	flush(t, b)
 	return func(t *testing.T, snap *store.Snapshot) {
 		t.Helper()
-		checkEveryKind(t, snap, sub, ret, m1, m2, m3)
+		checkEveryKind(t, snap, sub, ret, m1, m2, m3, will)
 	}
 }
 
-func checkEveryKind(t *testing.T, snap *store.Snapshot, sub topic.Subscription, ret, m1, m2, m3 *session.Message) {
+func checkEveryKind(t *testing.T, snap *store.Snapshot, sub topic.Subscription, ret, m1, m2, m3 *session.Message, will store.Will) {
 	t.Helper()
+	for _, s := range snap.Sessions {
+		switch {
+		case s.ClientID == "c1" && (s.Will == nil || !reflect.DeepEqual(*s.Will, will)):
+			t.Errorf("will of c1 = %+v, want %+v", s.Will, will)
+		case s.ClientID != "c1" && s.Will != nil:
+			t.Errorf("will of %s = %+v, want none", s.ClientID, s.Will)
+		}
+	}
 	if len(snap.Sessions) != 2 {
 		t.Fatalf("got %d sessions, want 2 (c1, c1x)", len(snap.Sessions))
 	}
@@ -408,5 +423,31 @@ func TestGroup(t *testing.T) {
 	flush(t, b)
 	if st := b.Stats(); st.Commits != 1 || st.Ops != 2 {
 		t.Fatalf("ended group: %+v, want its two writes in one commit", st)
+	}
+}
+
+// TestOlderStoreGetsWills: a store written before wills were stored (no
+// wills bucket) opens and gets one; it is not taken for damage.
+func TestOlderStoreGetsWills(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	b.SaveSession("s", 60, 0)
+	flush(t, b)
+	b.Close()
+	db, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("wills")) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	b = open(t, dir)
+	b.SaveWill("s", store.Will{Msg: message("w", "x", 1)})
+	flush(t, b)
+	b.Close()
+	snap := load(t, open(t, dir))
+	if len(snap.Sessions) != 1 || snap.Sessions[0].Will == nil {
+		t.Fatalf("sessions %+v: want s with its will", snap.Sessions)
 	}
 }
