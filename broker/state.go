@@ -158,10 +158,10 @@ func (s *Server) detach(c *client) {
 					st.will = pw
 				}
 			}
-			if (will == nil && !s.closing) || (will != nil && st.will == nil) {
-				// Discarded by a DISCONNECT, or published now. A will
-				// not published because the broker stops stays stored,
-				// for after the restart.
+			if c.will == nil || c.normalClose.Load() || (will != nil && st.will == nil) {
+				// None, discarded by a DISCONNECT, or published now. A
+				// will not published because the broker stops stays
+				// stored, for after the restart.
 				st.forgetWillLocked()
 			}
 		}
