@@ -335,10 +335,17 @@ func (w *segmentWriter) seal() error {
 }
 
 // prepare makes spares on request until the writer ends, then removes an
-// unused one.
+// unused one. A request while a spare still waits is dropped: that spare
+// serves it, and the file name is taken. (The writer may ask again before
+// taking the spare: a segment filled while the spare was being written
+// rotates without it.) Only prepare sends on spares, so once it sees none
+// waiting, none appears until it sends.
 func (w *segmentWriter) prepare(done chan<- struct{}) {
 	defer close(done)
 	for range w.wantSpare {
+		if len(w.spares) > 0 {
+			continue
+		}
 		if f, err := preallocate(filepath.Join(w.dir, spareName), w.segmentBytes); err == nil {
 			w.spares <- f
 		}
@@ -351,10 +358,12 @@ func (w *segmentWriter) prepare(done chan<- struct{}) {
 	}
 }
 
-// preallocate writes a segment's magic and zeros up to size, durably. On
-// error nothing is left behind.
+// preallocate creates path with a segment's magic and zeros up to size,
+// durably. The file must not exist: reopening one still in use would hand
+// out a second descriptor of a live segment. On error nothing is left
+// behind.
 func preallocate(path string, size int64) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
