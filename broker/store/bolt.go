@@ -383,12 +383,7 @@ func (b *Bolt) load(now time.Time) (err error) {
 		if err != nil {
 			return err
 		}
-		for i := range purge {
-			if err := applyOp(tx, &purge[i]); err != nil {
-				return err
-			}
-		}
-		return nil
+		return applyOps(tx, purge)
 	})
 	if err != nil && !errors.Is(err, ErrCorrupt) {
 		err = fmt.Errorf("store %s: %w", b.path, err)
@@ -500,11 +495,7 @@ func (b *Bolt) writeLoop() {
 		if b.crashed {
 			batch, b.pending = b.pending, nil
 			b.mu.Unlock()
-			for i := range batch {
-				if batch[i].done != nil {
-					batch[i].done(ErrClosed)
-				}
-			}
+			runCallbacks(batch, ErrClosed)
 			if b.log.f != nil {
 				_ = b.log.seal() // a crash: the file stays as it is
 			}
@@ -529,12 +520,8 @@ func (b *Bolt) writeLoop() {
 		if err == nil {
 			err = b.write(batch)
 		}
-		for i := range batch {
-			if batch[i].done != nil {
-				batch[i].done(err)
-			}
-			batch[i] = op{}
-		}
+		runCallbacks(batch, err)
+		clear(batch)
 		if cap(batch) > 4096 {
 			batch = nil
 		}
@@ -542,13 +529,30 @@ func (b *Bolt) writeLoop() {
 	// Closing: what is queued is written; the checkpointer applies the
 	// active segment too, so a clean shutdown leaves no log behind.
 	if b.log.f != nil {
-		seg := b.log.seg
-		if err := b.log.seal(); err != nil {
+		if err := b.sealActive(); err != nil {
 			b.fail(err)
-			return
 		}
-		b.sealed <- seg
 	}
+}
+
+// runCallbacks runs the callbacks of batch, in order.
+func runCallbacks(batch []op, err error) {
+	for i := range batch {
+		if batch[i].done != nil {
+			batch[i].done(err)
+		}
+	}
+}
+
+// sealActive closes the active segment and hands it to the checkpointer,
+// waiting while sealedBacklog segments are unapplied.
+func (b *Bolt) sealActive() error {
+	seg := b.log.seg
+	if err := b.log.seal(); err != nil {
+		return fmt.Errorf("store: log: %w", err)
+	}
+	b.sealed <- seg
+	return nil
 }
 
 // write appends the write operations of batch to the log, durably.
@@ -575,13 +579,11 @@ func (b *Bolt) write(batch []op) error {
 	if b.log.full() {
 		// batch is durable whatever happens here; a failure stops the
 		// writes after it.
-		seg := b.log.seg
-		if err := b.log.seal(); err != nil {
-			b.fail(fmt.Errorf("store: log: %w", err))
-			return nil
+		err := b.sealActive()
+		if err == nil {
+			err = b.log.create(b.log.seg+1, 0)
 		}
-		b.sealed <- seg // waits while sealedBacklog segments are unapplied
-		if err := b.log.create(seg+1, 0); err != nil {
+		if err != nil {
 			b.fail(err)
 		}
 	}
@@ -643,15 +645,7 @@ func (b *Bolt) checkpoint(seg uint64, tail bool) (c segmentContent, err error) {
 	}
 	ops := coalesce(c.ops)
 	if len(ops) > 0 {
-		err = b.db.Update(func(tx *bolt.Tx) error {
-			for i := range ops {
-				if err := applyOp(tx, &ops[i]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err = b.db.Update(func(tx *bolt.Tx) error { return applyOps(tx, ops) }); err != nil {
 			return c, fmt.Errorf("store %s: applying %s: %w", b.path, path, err)
 		}
 	}
@@ -666,6 +660,15 @@ func (b *Bolt) checkpoint(seg uint64, tail bool) (c segmentContent, err error) {
 	b.checkpoints.Add(1)
 	b.checkpointOps.Add(int64(len(ops)))
 	return c, nil
+}
+
+func applyOps(tx *bolt.Tx, ops []op) error {
+	for i := range ops {
+		if err := applyOp(tx, &ops[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func applyOp(tx *bolt.Tx, o *op) error {

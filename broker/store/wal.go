@@ -219,15 +219,17 @@ func decodeOps(dst []op, body []byte) ([]op, error) {
 // would. A session delete (a prefix) is always kept, and overrides nothing
 // by key.
 func coalesce(ops []op) []op {
+	keys := make([]string, len(ops))
 	last := make(map[string]int, len(ops))
 	for i := range ops {
 		if ops[i].kind != opDeleteSession {
-			last[string(append([]byte{ops[i].bucket}, ops[i].key...))] = i
+			keys[i] = string(append([]byte{ops[i].bucket}, ops[i].key...))
+			last[keys[i]] = i
 		}
 	}
 	out := ops[:0:0]
 	for i := range ops {
-		if ops[i].kind == opDeleteSession || last[string(append([]byte{ops[i].bucket}, ops[i].key...))] == i {
+		if ops[i].kind == opDeleteSession || last[keys[i]] == i {
 			out = append(out, ops[i])
 		}
 	}
