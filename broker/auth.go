@@ -96,14 +96,21 @@ func (c *client) authenticate(a Authorizer, cp *packets.Connect) (Principal, Aut
 	if vc, ok := c.conn.(VerifiedUserConn); ok {
 		if name, ok := vc.VerifiedUsername(); ok {
 			cp.Username, cp.HasUsername, cp.Password = name, true, nil
-			va, ok := a.(VerifiedAuthorizer)
-			if !ok {
-				return nil, AuthNotAuthorized
-			}
-			return va.AuthenticateVerified(name, cp.ClientID)
+			return authenticateVerified(a, name, cp.ClientID)
 		}
 	}
 	return a.Authenticate(cp.Username, cp.HasUsername, cp.Password, cp.ClientID)
+}
+
+// authenticateVerified admits a username vouched for without a password
+// (a verified certificate, or a will's owner checked at its CONNECT) when
+// a can (VerifiedAuthorizer); otherwise it is not authorized.
+func authenticateVerified(a Authorizer, name, clientID string) (Principal, AuthResult) {
+	va, ok := a.(VerifiedAuthorizer)
+	if !ok {
+		return nil, AuthNotAuthorized
+	}
+	return va.AuthenticateVerified(name, clientID)
 }
 
 func (openAuthorizer) AuthenticateVerified(string, string) (Principal, AuthResult) {

@@ -231,11 +231,11 @@ func (s *Server) restoredWillPublisher(st *clientState, m *session.Message, now 
 	}
 	a := s.authorizer()
 	var p Principal
-	res := AuthNotAuthorized
+	var res AuthResult
 	if owner.Anonymous {
 		p, res = a.Authenticate("", false, nil, st.id)
-	} else if va, ok := a.(VerifiedAuthorizer); ok {
-		p, res = va.AuthenticateVerified(owner.Username, st.id)
+	} else {
+		p, res = authenticateVerified(a, owner.Username, st.id)
 	}
 	if res != AuthOK {
 		s.stats.PublishDenied.Add(1)
