@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+	"github.com/fleetmq/fleetmq/broker/admin"
 )
 
 // scaleUsers is how many Users TestScaleThousandUsers creates.
@@ -64,7 +65,7 @@ func TestScaleThousandUsers(t *testing.T) {
 	}
 	created := time.Since(start)
 
-	var last appliedAuth
+	var last admin.Applied
 	eventually(t, 120*time.Second, fmt.Sprintf("broker applies all %d users", scaleUsers), func() (bool, string) {
 		last = p.auth(t)
 		return last.Users == scaleUsers, fmt.Sprintf("%+v", last)

@@ -49,6 +49,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+	"github.com/fleetmq/fleetmq/broker/admin"
 	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/controllers"
 	"github.com/fleetmq/fleetmq/internal/authsync"
@@ -640,22 +641,13 @@ func (p *brokerProc) adminGet(path string) ([]byte, error) {
 	return body, nil
 }
 
-// appliedAuth is GET /v1/auth.
-type appliedAuth struct {
-	Revision int64  `json:"revision"`
-	Hash     string `json:"hash"`
-	Source   string `json:"source"`
-	Users    int    `json:"users"`
-	Rules    int    `json:"rules"`
-}
-
-func (p *brokerProc) auth(t testing.TB) appliedAuth {
+func (p *brokerProc) auth(t testing.TB) admin.Applied {
 	t.Helper()
 	body, err := p.adminGet("/v1/auth")
 	if err != nil {
 		t.Fatalf("broker admin API: %v", err)
 	}
-	var a appliedAuth
+	var a admin.Applied
 	if err := json.Unmarshal(body, &a); err != nil {
 		t.Fatalf("GET /v1/auth: %v: %s", err, body)
 	}

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+	"github.com/fleetmq/fleetmq/broker/admin"
 	"github.com/fleetmq/fleetmq/internal/resource"
 )
 
@@ -276,20 +277,10 @@ func (a *adminAPI) tryGet(path string) ([]byte, error) {
 	return body, nil
 }
 
-// appliedAuth is GET /v1/auth.
-type appliedAuth struct {
-	Revision  int64     `json:"revision"`
-	Hash      string    `json:"hash"`
-	Source    string    `json:"source"`
-	AppliedAt time.Time `json:"appliedAt"`
-	Users     int       `json:"users"`
-	Rules     int       `json:"rules"`
-}
-
-func (a *adminAPI) auth(t testing.TB) appliedAuth {
+func (a *adminAPI) auth(t testing.TB) admin.Applied {
 	t.Helper()
 	body := a.get(t, "/v1/auth")
-	var out appliedAuth
+	var out admin.Applied
 	if err := json.Unmarshal(body, &out); err != nil {
 		t.Fatalf("GET /v1/auth: %v: %s", err, body)
 	}

@@ -20,6 +20,7 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+	"github.com/fleetmq/fleetmq/broker/admin"
 	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/internal/resource"
 )
@@ -217,7 +218,7 @@ type tenantState struct {
 	pid      int
 	restarts int
 	ip       string
-	auth     appliedAuth
+	auth     admin.Applied
 	adminErr string
 	reloads  int
 }
