@@ -14,10 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	"github.com/fleetmq/fleetmq/broker"
 	"github.com/fleetmq/fleetmq/broker/authz"
+	"github.com/fleetmq/fleetmq/broker/internal/dirwatch"
 )
 
 // Errors Apply returns; the HTTP API maps them to status codes.
@@ -154,53 +153,10 @@ func (l *Loader) LoadFile(path string) (Applied, error) {
 // symlink in a mounted Secret is seen. A bundle that fails to apply is
 // logged and the one in force stays.
 func (l *Loader) WatchFile(ctx context.Context, path string) error {
-	w, err := fsnotify.NewWatcher()
+	err := dirwatch.Watch(ctx, []string{filepath.Dir(path)}, 0, l.log, "Auth file", func() { l.reloadFile(path) })
 	if err != nil {
 		return fmt.Errorf("watch auth file: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := w.Add(dir); err != nil {
-		w.Close()
-		return fmt.Errorf("watch auth file directory %s: %w", dir, err)
-	}
-	go func() {
-		defer w.Close()
-		// Events come in bursts (a symlink swap is several); settle first.
-		const settle = 100 * time.Millisecond
-		var timer *time.Timer
-		fire := make(chan struct{}, 1)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				if ev.Op == fsnotify.Chmod {
-					continue
-				}
-				if timer == nil {
-					timer = time.AfterFunc(settle, func() {
-						select {
-						case fire <- struct{}{}:
-						default: // a reload is already due
-						}
-					})
-					defer timer.Stop()
-				} else {
-					timer.Reset(settle)
-				}
-			case err, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				l.log.Warn("Auth file watch error", "err", err)
-			case <-fire:
-				l.reloadFile(path)
-			}
-		}
-	}()
 	return nil
 }
 

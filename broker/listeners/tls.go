@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/fleetmq/fleetmq/broker/internal/dirwatch"
 )
 
 // ClientAuth says whether a TLS listener asks for client certificates.
@@ -286,65 +286,18 @@ func (t *TLS) warnValidity(leaf *x509.Certificate) {
 // an event was missed. Refused files are logged; the material in force
 // stays.
 func (t *TLS) Watch(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watch TLS files: %w", err)
-	}
-	dirs := map[string]bool{}
+	var dirs []string
 	for _, f := range []string{t.opts.CertFile, t.opts.KeyFile, t.opts.CAFile} {
 		if f == "" || (f == t.opts.CAFile && t.opts.ClientAuth == ClientAuthNone) {
 			continue
 		}
-		dir := filepath.Dir(f)
-		if dirs[dir] {
-			continue
-		}
-		dirs[dir] = true
-		if err := w.Add(dir); err != nil {
-			w.Close()
-			return fmt.Errorf("watch TLS directory %s: %w", dir, err)
-		}
+		dirs = append(dirs, filepath.Dir(f))
 	}
-	go t.watch(ctx, w)
-	return nil
-}
-
-func (t *TLS) watch(ctx context.Context, w *fsnotify.Watcher) {
-	defer w.Close()
-	var tick <-chan time.Time
-	if t.opts.ReloadInterval > 0 {
-		tk := time.NewTicker(t.opts.ReloadInterval)
-		defer tk.Stop()
-		tick = tk.C
-	}
-	// A symlink swap is several events: let them settle, then reload once.
-	const settle = 100 * time.Millisecond
-	settled := time.NewTimer(time.Hour)
-	settled.Stop()
-	defer settled.Stop()
 	reload := func() { _, _ = t.Reload() } // logged there
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			if ev.Op != fsnotify.Chmod {
-				settled.Reset(settle)
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return
-			}
-			t.log.Warn("TLS file watch error", "err", err)
-		case <-settled.C:
-			reload()
-		case <-tick:
-			reload()
-		}
+	if err := dirwatch.Watch(ctx, dirs, t.opts.ReloadInterval, t.log, "TLS file", reload); err != nil {
+		return fmt.Errorf("watch TLS files: %w", err)
 	}
+	return nil
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
