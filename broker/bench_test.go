@@ -26,15 +26,21 @@ func benchServer(b *testing.B) (*Server, string) {
 	return s, mqtttest.Serve(b, s)
 }
 
-// rawSubscriber connects over TCP, subscribes to filter and returns the
-// connection after SUBACK. buf is scratch for reading.
+// rawSubscriber connects over TCP with a clean session, subscribes to
+// filter and returns the connection after SUBACK.
 func rawSubscriber(b testing.TB, addr, id, filter string, qos byte) net.Conn {
+	return subscribeRaw(b, addr, packets.Connect{Version: packets.V311, ClientID: id, CleanStart: true}, filter, qos)
+}
+
+// subscribeRaw sends cp and a SUBSCRIBE to filter, and returns the
+// connection after CONNACK and SUBACK.
+func subscribeRaw(b testing.TB, addr string, cp packets.Connect, filter string, qos byte) net.Conn {
 	b.Helper()
+	id := cp.ClientID
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatalf("dial: %v", err)
 	}
-	cp := packets.Connect{Version: packets.V311, ClientID: id, CleanStart: true}
 	out := cp.Append(nil)
 	sp := packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: filter, SubOptions: packets.SubOptions{QoS: qos}}}}
 	out = sp.Append(out, packets.V311)

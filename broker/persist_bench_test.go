@@ -119,26 +119,7 @@ func publishWindow(b *testing.B, conn net.Conn, n, window int) {
 	}
 }
 
-// persistentSubscriber is rawSubscriber with clean session off.
+// persistentSubscriber is rawSubscriber at QoS 1 with clean session off.
 func persistentSubscriber(b testing.TB, addr, id, filter string) net.Conn {
-	b.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatalf("dial: %v", err)
-	}
-	cp := packets.Connect{Version: packets.V311, ClientID: id, CleanStart: false, KeepAlive: 60}
-	out := cp.Append(nil)
-	sp := packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: filter, SubOptions: packets.SubOptions{QoS: 1}}}}
-	out = sp.Append(out, packets.V311)
-	if _, err := conn.Write(out); err != nil {
-		b.Fatalf("write: %v", err)
-	}
-	var buf [64]byte
-	for _, want := range []packets.Type{packets.CONNACK, packets.SUBACK} {
-		first, _, err := packets.ReadPacket(conn, buf[:0], 0)
-		if err != nil || packets.Type(first>>4) != want {
-			b.Fatalf("%s: got packet type %d, err %v; want %v", id, first>>4, err, want)
-		}
-	}
-	return conn
+	return subscribeRaw(b, addr, packets.Connect{Version: packets.V311, ClientID: id, KeepAlive: 60}, filter, 1)
 }
