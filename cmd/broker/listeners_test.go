@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -169,10 +167,7 @@ func TestServeListeners(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.SysInterval = config.Duration{Duration: -1}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	stop := startServe(t, cfg)
 
 	connect := func(t *testing.T, url, id string, got chan mqtt.Message) mqtt.Client {
 		t.Helper()
@@ -217,15 +212,7 @@ func TestServeListeners(t *testing.T) {
 		}
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve: got %v, want nil after a graceful stop", err)
-		}
-	case <-time.After(2 * timeout):
-		t.Fatalf("serve did not return after its context ended")
-	}
+	stop()
 }
 
 // The admin API can be served over TLS (listeners.adminTLS): health over
@@ -239,15 +226,7 @@ func TestAdminTLS(t *testing.T) {
 	}
 	cfg.Listeners.AdminTLS = &config.TLSFiles{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key")}
 	cfg.SysInterval = config.Duration{Duration: -1}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler)) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	startServe(t, cfg)
 
 	client := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: clientTLS}}
 	deadline := time.Now().Add(timeout)

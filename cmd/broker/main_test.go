@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,6 +259,30 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// startServe runs serve with cfg until stop (or the test's end): stop
+// fails the test unless serve returns nil soon after its context ends.
+func startServe(t *testing.T, cfg config.Config) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve: got %v, want nil after a graceful stop", err)
+				}
+			case <-time.After(2 * timeout):
+				t.Fatalf("serve did not return after its context ended")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
 // TestServe runs the whole broker as main wires it: auth file, admin API
 // with a token, a real client, a push, graceful stop.
 func TestServe(t *testing.T) {
@@ -274,10 +299,7 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.SysInterval = config.Duration{Duration: -1}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	stop := startServe(t, cfg)
 
 	get := func(path, tok string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+adminAddr+path, nil)
@@ -337,13 +359,5 @@ func TestServe(t *testing.T) {
 		}
 	})
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve: got %v, want nil after a graceful stop", err)
-		}
-	case <-time.After(2 * timeout):
-		t.Fatalf("serve did not return after its context ended")
-	}
+	stop()
 }
