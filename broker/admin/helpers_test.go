@@ -397,14 +397,18 @@ func (c *v5Client) mustPublish(t testing.TB, topic, payload string) {
 }
 
 // next returns the next message; it fails the test after timeout.
-func (c *v5Client) next(t testing.TB) *paho.Publish {
+func (c *v5Client) next(t testing.TB) *paho.Publish { t.Helper(); return receive(t, c.msgs) }
+
+// receive returns the next value from ch; it fails the test after timeout.
+func receive[T any](t testing.TB, ch <-chan T) T {
 	t.Helper()
 	select {
-	case m := <-c.msgs:
+	case m := <-ch:
 		return m
 	case <-time.After(timeout):
 		t.Fatalf("no message within %v", timeout)
-		return nil
+		var zero T
+		return zero
 	}
 }
 
@@ -550,16 +554,7 @@ func (c *v3Client) publish(t testing.TB, topic string, qos byte, payload string)
 	}
 }
 
-func (c *v3Client) next(t testing.TB) mqtt.Message {
-	t.Helper()
-	select {
-	case m := <-c.msgs:
-		return m
-	case <-time.After(timeout):
-		t.Fatalf("no message within %v", timeout)
-		return nil
-	}
-}
+func (c *v3Client) next(t testing.TB) mqtt.Message { t.Helper(); return receive(t, c.msgs) }
 
 func (c *v3Client) expectNext(t testing.TB, topic, payload string) {
 	t.Helper()
