@@ -386,6 +386,20 @@ func (p *publisher) run(stop <-chan struct{}, rate float64, batch, count int, ph
 		}
 		return batch
 	}
+	// publish sends up to want messages, as the window allows; 0 means
+	// stop (stopped, or the connection failed).
+	publish := func(want int) int {
+		n := p.acquire(want, stop)
+		if n == 0 {
+			return 0
+		}
+		if err := p.send(n); err != nil {
+			p.fail(err)
+			return 0
+		}
+		sent += n
+		return n
+	}
 	if rate <= 0 {
 		for left() > 0 {
 			select {
@@ -393,15 +407,9 @@ func (p *publisher) run(stop <-chan struct{}, rate float64, batch, count int, ph
 				return
 			default:
 			}
-			n := p.acquire(min(batch, left()), stop)
-			if n == 0 {
+			if publish(min(batch, left())) == 0 {
 				return
 			}
-			if err := p.send(n); err != nil {
-				p.fail(err)
-				return
-			}
-			sent += n
 		}
 		return
 	}
@@ -434,15 +442,10 @@ func (p *publisher) run(stop <-chan struct{}, rate float64, batch, count int, ph
 				due = min(due, count-sent)
 			}
 			for due > 0 {
-				n := p.acquire(min(due, batch), stop)
+				n := publish(min(due, batch))
 				if n == 0 {
 					return
 				}
-				if err := p.send(n); err != nil {
-					p.fail(err)
-					return
-				}
-				sent += n
 				due -= n
 			}
 		}
