@@ -104,6 +104,47 @@ func (st *clientState) sendLocked(c *client, d session.Delivery, now int64) bool
 	return true
 }
 
+// sendHeldLocked holds a QoS 2 delivery of a durable session inflight
+// under id and sends its PUBLISH once the store has id durably. Caller
+// holds st.mu.
+func (st *clientState) sendHeldLocked(id uint16, d session.Delivery) {
+	st.inflight.Add(id, d)
+	st.inflight.Find(id).Unsent = true
+	s := st.srv
+	s.store.PutDelivery(st.id, store.Delivery{Delivery: d, Inflight: true, State: session.AwaitAck, PacketID: id})
+	s.store.Sync(func(err error) {
+		if err != nil {
+			// Durability is not assured; delivering at least once is
+			// still better than holding the message forever.
+			s.log.Error("Store write failed; sending the message anyway", "client", st.id, "err", err)
+		}
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		o := st.inflight.Find(id)
+		if o == nil || o.Seq != d.Seq || !o.Unsent {
+			return
+		}
+		o.Unsent = false
+		c := st.client
+		if c == nil {
+			return // resent with DUP when the client is back
+		}
+		now := time.Now()
+		out := deliveryOut(d, id, false)
+		c.outMu.Lock()
+		gone := c.closed || c.closing
+		sent := !gone && c.encodePublishLocked(&out, now.UnixNano())
+		c.outMu.Unlock()
+		if !sent && !gone {
+			// Too large for the client or expired: discarded as if sent.
+			s.stats.MessagesDropped.Add(1)
+			st.inflight.Remove(id)
+			st.forgetLocked(d.Seq)
+			st.fillLocked(now)
+		}
+	})
+}
+
 // fillLocked moves queued deliveries into the inflight window while the
 // client has room [MQTT-4.9.0-2: never more than its Receive Maximum].
 func (st *clientState) fillLocked(now time.Time) {
@@ -166,148 +207,4 @@ func (st *clientState) resendLocked(now time.Time) {
 func deliveryOut(d session.Delivery, id uint16, dup bool) outgoing {
 	return outgoing{topic: bytesOf(d.Msg.Topic), payload: d.Msg.Payload, props: &d.Msg.Props,
 		expiresAt: d.Msg.ExpiresAt, qos: d.QoS, retain: d.Retain, dup: dup, id: id, subIDs: d.SubIDs}
-}
-
-// outgoing is one PUBLISH to encode for one client.
-type outgoing struct {
-	topic, payload []byte
-	props          *packets.Properties
-	expiresAt      int64
-	qos            byte
-	retain, dup    bool
-	id             uint16
-	subIDs         []uint32
-}
-
-// sendPublish writes a QoS 0 PUBLISH unless the client is too far behind,
-// in which case it is dropped and counted (QoS 0 goes first). force skips
-// the backlog check.
-func (c *client) sendPublish(o *outgoing, now int64, checkBacklog bool) bool {
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	if c.closed || c.closing {
-		return false
-	}
-	if checkBacklog && c.pendingLocked() > c.srv.lim.MaxPendingBytes {
-		c.srv.stats.MessagesDropped.Add(1)
-		return false
-	}
-	if !c.encodePublishLocked(o, now) {
-		c.srv.stats.MessagesDropped.Add(1)
-		return false
-	}
-	return true
-}
-
-// encodePublishLocked appends the PUBLISH for o to the output: remaining
-// expiry, subscription identifiers and an outbound topic alias are set per
-// delivery; it reports false when the packet exceeds the client's Maximum
-// Packet Size or the message expired. Caller holds c.outMu.
-func (c *client) encodePublishLocked(o *outgoing, now int64) bool {
-	if c.closed || c.closing {
-		return false
-	}
-	p := packets.Publish{QoS: o.qos, Retain: o.retain, Dup: o.dup, PacketID: o.id, Topic: o.topic, Payload: o.payload}
-	if c.version == packets.V5 {
-		p.Props = *o.props
-		p.Props.TopicAlias, p.Props.HasTopicAlias = 0, false
-		p.Props.MessageExpiry, p.Props.HasMessageExpiry = 0, false
-		if o.expiresAt != 0 {
-			left := (o.expiresAt - now + int64(time.Second) - 1) / int64(time.Second)
-			if left <= 0 {
-				return false
-			}
-			p.Props.MessageExpiry, p.Props.HasMessageExpiry = uint32(left), true
-		}
-		p.Props.SubscriptionIDs = o.subIDs
-	}
-	var newAlias bool
-	if c.aliasMaxOut > 0 {
-		if a, ok := c.aliasesOut[string(o.topic)]; ok {
-			p.Props.TopicAlias, p.Props.HasTopicAlias = a, true
-			p.Topic = nil
-		} else if len(c.aliasesOut) < int(c.aliasMaxOut) {
-			p.Props.TopicAlias, p.Props.HasTopicAlias = uint16(len(c.aliasesOut)+1), true
-			newAlias = true
-		}
-	}
-	size := p.Size(c.version)
-	if c.maxPacketOut > 0 && uint32(size) > c.maxPacketOut {
-		return false
-	}
-	if newAlias {
-		if c.aliasesOut == nil {
-			c.aliasesOut = make(map[string]uint16)
-		}
-		c.aliasesOut[string(o.topic)] = p.Props.TopicAlias
-	}
-	if c.out == nil {
-		c.out = getBuffer()
-	}
-	c.out.b = p.Append(c.out.b, c.version)
-	c.srv.stats.MessagesSent[o.qos].Add(1)
-	c.startFlushLocked()
-	return true
-}
-
-// handleAck runs the outbound QoS 1/2 handshakes and the inbound PUBREL.
-func (c *client) handleAck(t packets.Type, flags byte, body []byte) error {
-	var a packets.Ack
-	if err := a.Decode(c.version, t, flags, body); err != nil {
-		return &errProtocol{code: packets.Code(err), err: err}
-	}
-	st := c.st
-	now := time.Now()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	switch t {
-	case packets.PUBACK:
-		if o := st.inflight.Find(a.PacketID); o != nil && o.QoS == 1 {
-			st.forgetLocked(o.Seq) // before Remove: o points into the window
-			st.inflight.Remove(a.PacketID)
-			st.fillLocked(now)
-		}
-		// An unknown id is ignored: it may be a late ack of a delivery the
-		// session already dropped.
-	case packets.PUBREC:
-		o := st.inflight.Find(a.PacketID)
-		switch {
-		case o == nil || o.QoS != 2:
-			c.writeAck(packets.PUBREL, a.PacketID, packets.PacketIdentifierNotFound, "")
-		case a.ReasonCode.IsError():
-			// The receiver refused it; the exchange ends here [MQTT-4.3.3].
-			st.forgetLocked(o.Seq)
-			st.inflight.Remove(a.PacketID)
-			st.fillLocked(now)
-		default:
-			if o.State != session.AwaitComp {
-				o.State = session.AwaitComp
-				st.putLocked(store.Delivery{Delivery: o.Delivery, Inflight: true, State: session.AwaitComp, PacketID: o.ID})
-			}
-			// Once PUBREL is out the receiver forgets the id: a restart
-			// must not find the delivery still awaiting PUBREC and resend it.
-			id := a.PacketID
-			c.afterDurable(st.durable, func() { c.writeAck(packets.PUBREL, id, packets.Success, "") })
-		}
-	case packets.PUBCOMP:
-		if o := st.inflight.Find(a.PacketID); o != nil && o.QoS == 2 {
-			st.forgetLocked(o.Seq)
-			st.inflight.Remove(a.PacketID)
-			st.fillLocked(now)
-		}
-	case packets.PUBREL:
-		code := packets.Success
-		if _, ok := st.inboundQoS2[a.PacketID]; ok {
-			delete(st.inboundQoS2, a.PacketID)
-		} else {
-			code = packets.PacketIdentifierNotFound
-		}
-		if st.durable {
-			st.srv.store.ReleaseInboundQoS2(st.id, a.PacketID)
-		}
-		// PUBCOMP frees the id for the client: the release must be durable
-		// first, or a restart would take the id's next message for a resend.
-		c.afterDurable(st.durable, func() { c.writeAck(packets.PUBCOMP, a.PacketID, code, "") })
-	}
-	return nil
 }

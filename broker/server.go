@@ -29,9 +29,6 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("broker: server closed")
 
-// connectTimeout bounds how long a new connection may take to send CONNECT.
-const connectTimeout = 10 * time.Second
-
 // Server is an MQTT broker.
 type Server struct {
 	opts    Options
@@ -259,31 +256,6 @@ func (s *Server) closeStore() (err error) {
 	})
 	return err
 }
-
-// SetAuthorizer swaps the users and permissions in force. Connections whose
-// principal is no longer valid under a are disconnected (v5: DISCONNECT
-// 0x87 with a reason string) and their sessions end; subscriptions the new
-// rules no longer allow are removed; everyone else keeps connection,
-// subscriptions and queued messages.
-func (s *Server) SetAuthorizer(a Authorizer) (revoked int) {
-	s.auth.Store(&authBox{a})
-
-	s.mu.Lock()
-	states := make([]*clientState, 0, len(s.sessions))
-	for _, st := range s.sessions {
-		states = append(states, st)
-	}
-	s.mu.Unlock()
-
-	for _, st := range states {
-		if !st.rebind(a) {
-			revoked++
-		}
-	}
-	return revoked
-}
-
-func (s *Server) authorizer() Authorizer { return s.auth.Load().a }
 
 // Stats returns a snapshot of the broker's counters.
 func (s *Server) Stats() StatsSnapshot { return s.stats.snapshot(s) }

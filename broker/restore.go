@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fleetmq/fleetmq/broker/packets"
 	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/store"
 )
@@ -35,9 +34,11 @@ import (
 // the subscriptions and everything kept (recheckLocked).
 type restoredPrincipal struct{}
 
-func (restoredPrincipal) CanPublish([]byte) bool   { return false }
+func (restoredPrincipal) CanPublish([]byte) bool { return false }
+
 func (restoredPrincipal) CanSubscribe(string) bool { return false }
-func (restoredPrincipal) CanRead([]byte) bool      { return true }
+
+func (restoredPrincipal) CanRead([]byte) bool { return true }
 
 // restore rebuilds sessions and retained messages from the store. Expiry
 // timers of sessions run from the stored disconnect time, or from now for
@@ -168,104 +169,6 @@ func (st *clientState) persistAttachLocked(p Principal) {
 	}
 }
 
-// persistWillLocked stores the will of the connection attaching to a
-// durable session, or forgets the last one: a will is session state [MQTT
-// 4.1], and a broker killed while the client is connected owes it after
-// the restart (the connection closed without DISCONNECT). Caller holds
-// st.mu.
-func (st *clientState) persistWillLocked(p Principal) {
-	s := st.srv
-	w := st.client.will
-	if !st.durable || w == nil {
-		st.forgetWillLocked()
-		return
-	}
-	m := willMessage(st.client, time.Now())
-	m.ExpiresAt = 0 // counts from publication
-	sw := store.Will{Msg: m}
-	if w.Props.HasMessageExpiry {
-		sw.ExpiryInterval = w.Props.MessageExpiry
-	}
-	if w.Props.HasWillDelay {
-		sw.Delay = w.Props.WillDelay
-	}
-	sw.Username, sw.Anonymous = principalOwner(p)
-	s.store.SaveWill(st.id, sw)
-	st.willStored = true
-}
-
-// forgetWillLocked deletes the session's stored will, if any. Caller holds
-// st.mu.
-func (st *clientState) forgetWillLocked() {
-	if st.willStored {
-		st.willStored = false
-		if st.durable {
-			st.srv.store.DeleteWill(st.id)
-		}
-	}
-}
-
-// principalOwner is who a principal stands for, as a stored will records
-// it.
-func principalOwner(p Principal) (username string, anonymous bool) {
-	switch v := p.(type) {
-	case interface{ Username() string }:
-		return v.Username(), v.Username() == ""
-	case allowAll:
-		return "", !v.hadUsername
-	}
-	return "", false
-}
-
-// restoredWillPublisher is the principal that publishes a will restored
-// from the store, resolved under the rules in force now (nil, logged, when
-// its owner is unknown or disabled now), and the message to publish, its
-// expiry counted from now. The owner's password is not checked again: it
-// was at the CONNECT that gave the will.
-func (s *Server) restoredWillPublisher(st *clientState, m *session.Message, now time.Time) (Principal, *session.Message) {
-	st.mu.Lock()
-	owner := st.restoredWill
-	st.mu.Unlock()
-	if owner == nil {
-		return nil, m
-	}
-	a := s.authorizer()
-	var p Principal
-	var res AuthResult
-	if owner.Anonymous {
-		p, res = a.Authenticate("", false, nil, st.id)
-	} else {
-		p, res = authenticateVerified(a, owner.Username, st.id)
-	}
-	if res != AuthOK {
-		s.stats.PublishDenied.Add(1)
-		s.log.Info("Restored will not published: its owner is not allowed in now", "client", st.id, "user", owner.Username, "topic", m.Topic)
-		return nil, m
-	}
-	if owner.ExpiryInterval > 0 {
-		c := *m
-		c.ExpiresAt = now.Add(time.Duration(owner.ExpiryInterval) * time.Second).UnixNano()
-		m = &c
-	}
-	return p, m
-}
-
-// armRestoredWills starts the delay of every will restored from the
-// store; it runs once, when the broker starts serving.
-func (s *Server) armRestoredWills() {
-	s.mu.Lock()
-	sts := s.restoredWills
-	s.restoredWills = nil
-	s.mu.Unlock()
-	for _, st := range sts {
-		st.mu.Lock()
-		if pw := st.will; pw != nil && pw.timer == nil {
-			pw.timer = time.AfterFunc(pw.left, func() { s.fireWill(st, pw) })
-		}
-		st.mu.Unlock()
-	}
-}
-
 // recheckLocked applies a returning client's principal to what its
 // restored session kept: subscriptions it may no longer make are removed,
 // messages it may not read are dropped. Caller holds st.mu.
@@ -295,83 +198,4 @@ func (st *clientState) recheckLocked(p Principal) {
 		}
 		st.queue.Push(d)
 	}
-}
-
-// putLocked records a delivery of a durable session. Caller holds st.mu.
-func (st *clientState) putLocked(d store.Delivery) {
-	if st.durable && d.Seq != 0 {
-		st.srv.store.PutDelivery(st.id, d)
-	}
-}
-
-// forgetLocked deletes a finished or dropped delivery of a durable
-// session. Caller holds st.mu.
-func (st *clientState) forgetLocked(seq uint64) {
-	if st.durable && seq != 0 {
-		st.srv.store.DeleteDelivery(st.id, seq)
-	}
-}
-
-// sendHeldLocked holds a QoS 2 delivery of a durable session inflight
-// under id and sends its PUBLISH once the store has id durably. Caller
-// holds st.mu.
-func (st *clientState) sendHeldLocked(id uint16, d session.Delivery) {
-	st.inflight.Add(id, d)
-	st.inflight.Find(id).Unsent = true
-	s := st.srv
-	s.store.PutDelivery(st.id, store.Delivery{Delivery: d, Inflight: true, State: session.AwaitAck, PacketID: id})
-	s.store.Sync(func(err error) {
-		if err != nil {
-			// Durability is not assured; delivering at least once is
-			// still better than holding the message forever.
-			s.log.Error("Store write failed; sending the message anyway", "client", st.id, "err", err)
-		}
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		o := st.inflight.Find(id)
-		if o == nil || o.Seq != d.Seq || !o.Unsent {
-			return
-		}
-		o.Unsent = false
-		c := st.client
-		if c == nil {
-			return // resent with DUP when the client is back
-		}
-		now := time.Now()
-		out := deliveryOut(d, id, false)
-		c.outMu.Lock()
-		gone := c.closed || c.closing
-		sent := !gone && c.encodePublishLocked(&out, now.UnixNano())
-		c.outMu.Unlock()
-		if !sent && !gone {
-			// Too large for the client or expired: discarded as if sent.
-			s.stats.MessagesDropped.Add(1)
-			st.inflight.Remove(id)
-			st.forgetLocked(d.Seq)
-			st.fillLocked(now)
-		}
-	})
-}
-
-// afterDurable runs fn, which writes a reply (an ack), once what the
-// packet being answered wrote to the store is durable. It runs at once
-// when nothing was written (persisted false) and no earlier reply of this
-// connection still waits, so replies never overtake each other.
-func (c *client) afterDurable(persisted bool, fn func()) {
-	s := c.srv
-	if s.store == nil || (!persisted && c.held.Load() == 0) {
-		fn()
-		return
-	}
-	c.held.Add(1)
-	s.store.Sync(func(err error) {
-		if err != nil {
-			// Not durable, so not acknowledged: the client will send it again.
-			s.log.Error("Store write failed; closing the connection without acknowledging", "client", c.id, "err", err)
-			c.kick(packets.UnspecifiedError, "store write failed")
-		} else {
-			fn()
-		}
-		c.held.Add(-1)
-	})
 }

@@ -1,0 +1,139 @@
+package broker
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/store"
+	"github.com/fleetmq/fleetmq/broker/topic"
+)
+
+// clientState is a session: what the broker keeps for a client id across
+// connections.
+type clientState struct {
+	id  string
+	srv *Server
+
+	// connected mirrors client != nil for the topic index, which reads it
+	// without the lock to pick shared-subscription members.
+	connected atomic.Bool
+	// principal is what this session may do; swapped on reload.
+	principal atomic.Pointer[principalBox]
+
+	// mu guards every field below.
+	mu              sync.Mutex
+	client          *client
+	subs            map[string]subRef // by the filter as subscribed, $share prefix included
+	inflight        session.Inflight
+	queue           *session.Queue
+	inboundQoS2     map[uint16]struct{} // QoS 2 packet ids received, PUBREL not yet
+	expiry          uint32              // session expiry interval, seconds
+	expiryAtConnect uint32
+	expiryTimer     *time.Timer
+	will            *pendingWill // armed when the connection dropped with a delayed will
+	// willStored: the store holds a will for this session; restoredWill
+	// is that will as loaded at start, until a client attaches: who
+	// published it, to authorize it (persist.go).
+	willStored   bool
+	restoredWill *store.Will
+	ended        bool
+	// durable: the session is in the store (Options.Store set, expiry > 0);
+	// seq numbers its deliveries there; restored: loaded from the store and
+	// not yet claimed by a connection (persist.go).
+	durable  bool
+	restored bool
+	seq      uint64
+}
+
+type principalBox struct{ p Principal }
+
+type subRef struct{ group, filter string }
+
+func newClientState(s *Server, id string) *clientState {
+	return &clientState{
+		id:    id,
+		srv:   s,
+		subs:  make(map[string]subRef),
+		queue: session.NewQueue(s.lim.MaxQueuedMessages),
+	}
+}
+
+func (st *clientState) getPrincipal() Principal {
+	if b := st.principal.Load(); b != nil {
+		return b.p
+	}
+	return nil
+}
+
+// endLocked ends the session: subscriptions leave the index, queued and
+// inflight messages are dropped, a pending will is returned for publishing.
+// Caller holds Server.mu and st.mu.
+func (st *clientState) endLocked() *session.Message {
+	if st.ended {
+		return nil
+	}
+	st.ended = true
+	for _, ref := range st.subs {
+		st.srv.index.Unsubscribe(st, ref.group, ref.filter)
+	}
+	st.subs = nil
+	st.queue.Clear()
+	st.inflight.Clear()
+	st.inboundQoS2 = nil
+	if st.expiryTimer != nil {
+		st.expiryTimer.Stop()
+		st.expiryTimer = nil
+	}
+	if st.srv.sessions[st.id] == st {
+		delete(st.srv.sessions, st.id)
+	}
+	if st.durable {
+		st.srv.store.DeleteSession(st.id) // its will too
+		st.durable = false
+	}
+	st.willStored = false
+	var will *session.Message
+	if st.will != nil {
+		st.will.stop()
+		will = st.will.msg
+		st.will = nil
+	}
+	return will
+}
+
+// subscribeLocked records a subscription in the session and the index.
+func (st *clientState) subscribeLocked(key string, sub topic.Subscription) (existed bool) {
+	existed = st.srv.index.Subscribe(st, sub)
+	st.subs[key] = subRef{group: sub.Group, filter: sub.Filter}
+	if st.durable {
+		st.srv.store.SaveSubscription(st.id, key, sub)
+	}
+	return existed
+}
+
+// unsubscribeLocked removes the subscription made with key from the
+// session, the index and the store; it reports whether there was one.
+func (st *clientState) unsubscribeLocked(key string) bool {
+	ref, ok := st.subs[key]
+	if !ok {
+		return false
+	}
+	st.srv.index.Unsubscribe(st, ref.group, ref.filter)
+	delete(st.subs, key)
+	if st.durable {
+		st.srv.store.DeleteSubscription(st.id, key)
+	}
+	return true
+}
+
+// pruneSubsLocked removes the subscriptions p may no longer make.
+func (st *clientState) pruneSubsLocked(p Principal, why string) {
+	for key, ref := range st.subs {
+		if !p.CanSubscribe(ref.filter) {
+			st.unsubscribeLocked(key)
+			st.srv.log.Info(why, "client", st.id, "filter", key)
+		}
+	}
+}
