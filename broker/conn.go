@@ -13,16 +13,18 @@ import (
 
 // client is one network connection. Its goroutine reads and handles
 // packets in order; writes go to an output buffer that a short-lived
-// flusher goroutine drains, so an idle client costs one parked goroutine and
-// no buffers.
+// flusher goroutine drains, so an idle client costs no goroutine (parked
+// in the poller) and no buffers. life documents its states.
 type client struct {
 	srv    *Server
 	conn   net.Conn
 	remote string
 	done   chan struct{} // closed when serve has finished tearing down
+	life   connState
 
-	// Fields below are owned by the serve goroutine (set during CONNECT,
-	// read-only afterwards for other goroutines once st is attached).
+	// Fields below are owned by the goroutine holding life.running (set
+	// during CONNECT, read-only afterwards for other goroutines once st is
+	// attached).
 	one       [1]byte
 	rb        *buffer
 	version   packets.Version
@@ -30,7 +32,6 @@ type client struct {
 	st        *clientState
 	keepAlive time.Duration // read deadline after CONNECT: 1.5 × keepalive, 0 none
 	will      *packets.Will
-	// willDelay and the will's lifetime follow the session (v5).
 	aliasesIn map[uint16]string
 	// scratch holds the reused PUBLISH decode/route state while a burst is
 	// being handled; nil while idle, so an idle client does not carry it.
@@ -39,23 +40,14 @@ type client struct {
 	// from it.
 	lastRead time.Time
 
-	// Poller state (Linux, plain TCP): fd is the socket, polled reports it
-	// is registered, busy is held by whichever goroutine is handling the
-	// connection (at most one), kaTimer wakes a parked connection when its
-	// keepalive runs out.
-	fd      int32
-	canPoll bool
-	polled  bool
-	busy    atomic.Bool
-	kaTimer *time.Timer
-	// deadline is the read deadline last set on a pollable connection;
-	// wokeAt is when the current goroutine took the connection.
+	// Poller state (Linux, plain TCP): fd is the socket; kaTimer wakes a
+	// parked connection when its keepalive runs out; deadline is the read
+	// deadline last set on a pollable connection; wokeAt is when the
+	// current goroutine took the connection.
+	fd       int32
+	kaTimer  *time.Timer
 	deadline time.Time
 	wokeAt   time.Time
-	// ending is set before the connection is closed from outside its
-	// reader (kick, a failed write): a parked connection must then be woken
-	// to tear down, since a closed socket leaves the epoll set silently.
-	ending atomic.Bool
 
 	// Limits the client announced in CONNECT (v5); read by deliverers after
 	// attach, never changed afterwards.
@@ -63,18 +55,13 @@ type client struct {
 	receiveMax   uint16
 	aliasMaxOut  uint16
 	problemInfo  bool // v5 Request Problem Information
-	normalClose  atomic.Bool
-	closeReason  atomic.Uint32 // v5 reason code a kick asked for; 0 none
 	// held counts replies waiting for a store commit (afterDurable).
 	held atomic.Int32
 
-	// outMu guards out, spare, flushing, closing, closed and aliasesOut.
+	// outMu guards out, aliasesOut and life's output fields (phase,
+	// flushing, inBurst).
 	outMu      sync.Mutex
 	out        *buffer
-	flushing   bool
-	inBurst    bool // the connection's own goroutine flushes at burst end
-	closing    bool // close the connection once out is written
-	closed     bool
 	aliasesOut map[string]uint16
 }
 
@@ -87,7 +74,7 @@ func newClient(s *Server, conn net.Conn) *client {
 		lastRead: time.Now(),
 	}
 	if s.poller != nil {
-		c.fd, c.canPoll = fdOf(conn)
+		c.fd, c.life.pollable = fdOf(conn)
 	}
 	return c
 }

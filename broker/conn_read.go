@@ -14,7 +14,7 @@ import (
 const connectTimeout = 10 * time.Second
 
 func (c *client) serve() {
-	c.busy.Store(true)
+	c.life.running.Store(true)
 	c.run()
 }
 
@@ -33,27 +33,27 @@ func (c *client) run() {
 			continue
 		}
 		if !errors.Is(err, errIdle) {
-			if c.polled {
+			if c.life.registered {
 				c.srv.poller.forget(c)
 			}
 			c.finish(err)
 			return
 		}
 		// Idle for parkAfter: give the goroutine up until bytes arrive.
-		if !c.polled && !c.srv.poller.register(c) {
-			c.canPoll = false
+		if !c.life.registered && !c.srv.poller.register(c) {
+			c.life.pollable = false
 			continue
 		}
 		c.armKeepalive()
-		c.busy.Store(false)
+		c.life.release()
 		if c.srv.poller.arm(c) {
-			if c.ending.Load() {
+			if c.life.ending.Load() {
 				c.wake() // closed while we were parking
 			}
 			return
 		}
-		c.canPoll = false
-		if !c.busy.CompareAndSwap(false, true) {
+		c.life.pollable = false
+		if !c.life.take() {
 			return // a wake-up took the connection over
 		}
 	}
@@ -61,14 +61,14 @@ func (c *client) run() {
 
 // endAndWake marks the connection as ending and wakes it if parked.
 func (c *client) endAndWake() {
-	c.ending.Store(true)
+	c.life.ending.Store(true)
 	c.wake()
 }
 
 // wake starts a goroutine for a parked connection: it turned readable,
 // its keepalive ran out, or the broker is closing it.
 func (c *client) wake() {
-	if c.busy.CompareAndSwap(false, true) {
+	if c.life.take() {
 		go c.run()
 	}
 }
@@ -131,7 +131,7 @@ func (c *client) idleSince() time.Time {
 // per burst, because moving it takes the runtime's timer lock), so a
 // timeout is checked against the real keepalive before it counts.
 func (c *client) earlyTimeout(err error) bool {
-	if !c.canPoll || c.st == nil || c.closeReason.Load() != 0 || !isTimeout(err) {
+	if !c.life.pollable || c.st == nil || c.life.kicked.Load() || !isTimeout(err) {
 		return false
 	}
 	c.deadline = time.Time{}
@@ -206,11 +206,11 @@ func (c *client) readBurst() error {
 // (parkable) the moment it has been idle long enough to park.
 func (c *client) setReadDeadline(parkable bool) {
 	switch {
-	case c.closeReason.Load() != 0:
+	case c.life.kicked.Load():
 		// kick set a short deadline for the goodbye; keep it.
 	case c.st == nil:
 		c.conn.SetReadDeadline(time.Now().Add(connectTimeout))
-	case c.canPoll:
+	case c.life.pollable:
 		var want time.Time
 		if parkable {
 			want = c.idleSince().Add(parkAfter)
@@ -244,7 +244,7 @@ func (c *client) finish(err error) {
 		} else {
 			c.kick(pe.code, pe.err.Error())
 		}
-	case isTimeout(err) && c.st != nil && c.closeReason.Load() == 0:
+	case isTimeout(err) && c.st != nil && !c.life.kicked.Load():
 		// [MQTT-3.1.2-24] no packet within 1.5 × keepalive.
 		s.log.Info("Keepalive timeout; closing connection", "client", c.id, "remote", c.remote)
 		c.kick(packets.KeepAliveTimeout, "keepalive timeout")

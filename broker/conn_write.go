@@ -17,7 +17,7 @@ const writeTimeout = 30 * time.Second
 // from this goroutine instead of starting a flusher goroutine each burst.
 func (c *client) beginBurst() {
 	c.outMu.Lock()
-	c.inBurst = true
+	c.life.inBurst = true
 	c.outMu.Unlock()
 }
 
@@ -30,15 +30,15 @@ const inlineWriteTimeout = 2 * time.Millisecond
 // at once.
 func (c *client) endBurst() {
 	c.outMu.Lock()
-	c.inBurst = false
-	if c.flushing || c.out == nil || len(c.out.b) == 0 || c.closed || c.closing {
+	c.life.inBurst = false
+	if c.life.flushing || c.out == nil || len(c.out.b) == 0 || c.life.phase != outOpen {
 		c.startFlushLocked()
 		c.outMu.Unlock()
 		return
 	}
 	buf := c.out
 	c.out = nil
-	c.flushing = true
+	c.life.flushing = true
 	c.outMu.Unlock()
 
 	c.conn.SetWriteDeadline(time.Now().Add(inlineWriteTimeout))
@@ -62,12 +62,12 @@ func (c *client) endBurst() {
 	} else {
 		putBuffer(buf)
 	}
-	if (c.out != nil && len(c.out.b) > 0) || c.closing {
+	if (c.out != nil && len(c.out.b) > 0) || c.life.phase != outOpen {
 		// The flusher writes the rest, or closes a connection kicked
 		// meanwhile once its goodbye is out.
 		go c.flush()
 	} else {
-		c.flushing = false
+		c.life.flushing = false
 	}
 	c.outMu.Unlock()
 }
@@ -76,7 +76,7 @@ func (c *client) endBurst() {
 // rest of a large packet is slow to come).
 func (c *client) pauseBurst() {
 	c.outMu.Lock()
-	c.inBurst = false
+	c.life.inBurst = false
 	c.startFlushLocked()
 	c.outMu.Unlock()
 }
@@ -86,7 +86,7 @@ func (c *client) pauseBurst() {
 // and bounded by the client's own requests.
 func (c *client) writePacket(enc func([]byte) []byte) {
 	c.outMu.Lock()
-	if !c.closed && !c.closing {
+	if c.life.phase == outOpen {
 		if c.out == nil {
 			c.out = getBuffer()
 		}
@@ -98,8 +98,8 @@ func (c *client) writePacket(enc func([]byte) []byte) {
 
 // startFlushLocked starts the flusher when there is output and none runs.
 func (c *client) startFlushLocked() {
-	if !c.flushing && !c.inBurst && c.out != nil && len(c.out.b) > 0 {
-		c.flushing = true
+	if !c.life.flushing && !c.life.inBurst && c.out != nil && len(c.out.b) > 0 {
+		c.life.flushing = true
 		go c.flush()
 	}
 }
@@ -109,14 +109,14 @@ func (c *client) startFlushLocked() {
 func (c *client) flush() {
 	for {
 		c.outMu.Lock()
-		if c.closed || c.out == nil || len(c.out.b) == 0 {
-			c.flushing = false
+		if c.life.phase == outClosed || c.out == nil || len(c.out.b) == 0 {
+			c.life.flushing = false
 			if c.out != nil {
 				putBuffer(c.out)
 				c.out = nil
 			}
-			if c.closing && !c.closed {
-				c.closed = true
+			if c.life.phase == outClosing {
+				c.life.phase = outClosed
 				c.outMu.Unlock()
 				c.conn.Close()
 				c.endAndWake()
@@ -144,8 +144,8 @@ func (c *client) flush() {
 // owed is dropped, and a parked reader is woken to tear down.
 func (c *client) writeFailed(err error) {
 	c.outMu.Lock()
-	c.closed = true
-	c.flushing = false
+	c.life.phase = outClosed
+	c.life.flushing = false
 	if c.out != nil {
 		putBuffer(c.out)
 		c.out = nil
@@ -170,10 +170,10 @@ func (c *client) pendingLocked() int {
 // DISCONNECT with code (and reason, when it allows reason strings) after
 // what it is already owed.
 func (c *client) kick(code packets.ReasonCode, reason string) {
-	c.closeReason.CompareAndSwap(0, uint32(code)|0x100)
+	c.life.kicked.Store(true)
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
-	if c.closed || c.closing {
+	if c.life.phase != outOpen {
 		return
 	}
 	if c.version == packets.V5 && c.st != nil {
@@ -198,7 +198,7 @@ func (c *client) kick(code packets.ReasonCode, reason string) {
 func (c *client) closeNow() {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
-	if c.closed || c.closing {
+	if c.life.phase != outOpen {
 		return
 	}
 	c.closeAfterFlushLocked()
@@ -211,15 +211,15 @@ const goodbyeTimeout = 5 * time.Second
 // closeAfterFlushLocked marks the connection closing: what it is owed is
 // written (within goodbyeTimeout), then it closes. Caller holds c.outMu.
 func (c *client) closeAfterFlushLocked() {
-	c.closing = true
+	c.life.phase = outClosing
 	c.conn.SetWriteDeadline(time.Now().Add(goodbyeTimeout))
 	switch {
-	case c.flushing:
+	case c.life.flushing:
 		// The running flusher closes it once the output is out.
 	case c.out != nil && len(c.out.b) > 0:
 		c.startFlushLocked()
 	default:
-		c.closed = true
+		c.life.phase = outClosed
 		c.conn.Close()
 	}
 }
@@ -241,7 +241,7 @@ type outgoing struct {
 func (c *client) sendPublish(o *outgoing, now int64, checkBacklog bool) bool {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
-	if c.closed || c.closing {
+	if c.life.phase != outOpen {
 		return false
 	}
 	if checkBacklog && c.pendingLocked() > c.srv.lim.MaxPendingBytes {
@@ -260,7 +260,7 @@ func (c *client) sendPublish(o *outgoing, now int64, checkBacklog bool) bool {
 // delivery; it reports false when the packet exceeds the client's Maximum
 // Packet Size or the message expired. Caller holds c.outMu.
 func (c *client) encodePublishLocked(o *outgoing, now int64) bool {
-	if c.closed || c.closing {
+	if c.life.phase != outOpen {
 		return false
 	}
 	p := packets.Publish{QoS: o.qos, Retain: o.retain, Dup: o.dup, PacketID: o.id, Topic: o.topic, Payload: o.payload}

@@ -33,9 +33,7 @@ func (st *clientState) deliver(r *routed, qos byte, retain bool, subIDs []uint32
 	if len(subIDs) > 0 {
 		d.SubIDs = append([]uint32(nil), subIDs...)
 	}
-	if st.durable {
-		st.seq++
-		d.Seq = st.seq
+	if st.journal.numbered(&d) {
 		r.persisted = true
 	}
 	if c != nil && st.queue.Len() == 0 && st.inflight.Len() < int(c.receiveMax) {
@@ -51,14 +49,14 @@ func (st *clientState) enqueueLocked(d session.Delivery) bool {
 	dropped, ok := st.queue.Push(d)
 	if dropped != nil {
 		st.srv.stats.MessagesDropped.Add(1)
-		st.forgetLocked(dropped.Seq)
+		st.journal.forget(dropped.Seq)
 	}
 	if !ok {
 		st.srv.stats.MessagesDropped.Add(1)
 		st.srv.log.Debug("Session queue full; message dropped", "client", st.id, "topic", d.Msg.Topic)
 		return false
 	}
-	st.putLocked(store.Delivery{Delivery: d})
+	st.journal.put(store.Delivery{Delivery: d})
 	return true
 }
 
@@ -68,7 +66,7 @@ func (st *clientState) enqueueLocked(d session.Delivery) bool {
 func (st *clientState) sendLocked(c *client, d session.Delivery, now int64) bool {
 	if d.Msg.Expired(now) {
 		st.srv.stats.MessagesDropped.Add(1)
-		st.forgetLocked(d.Seq)
+		st.journal.forget(d.Seq)
 		return true // expired messages are never delivered [MQTT-3.3.2-5]
 	}
 	id, ok := st.inflight.NextID()
@@ -80,11 +78,11 @@ func (st *clientState) sendLocked(c *client, d session.Delivery, now int64) bool
 	// A connection already closing (its session not yet detached) cannot
 	// take it either: queue it for the next connection rather than let
 	// encodePublishLocked's false read as "too large" and drop it.
-	if c.closed || c.closing || c.pendingLocked() > st.srv.lim.MaxPendingBytes {
+	if c.life.phase != outOpen || c.pendingLocked() > st.srv.lim.MaxPendingBytes {
 		c.outMu.Unlock()
 		return false
 	}
-	if st.durable && d.Seq != 0 && (d.QoS == 2 || st.inflight.LastUnsent()) {
+	if st.journal.durable() && d.Seq != 0 && (d.QoS == 2 || st.inflight.LastUnsent()) {
 		// Held until the store has its id; later ones wait behind it so
 		// the client sees them in order.
 		c.outMu.Unlock()
@@ -96,11 +94,11 @@ func (st *clientState) sendLocked(c *client, d session.Delivery, now int64) bool
 	if !sent {
 		// Larger than the client accepts [MQTT-3.1.2-25]: discarded as if sent.
 		st.srv.stats.MessagesDropped.Add(1)
-		st.forgetLocked(d.Seq)
+		st.journal.forget(d.Seq)
 		return true
 	}
 	st.inflight.Add(id, d)
-	st.putLocked(store.Delivery{Delivery: d, Inflight: true, State: session.AwaitAck, PacketID: id})
+	st.journal.put(store.Delivery{Delivery: d, Inflight: true, State: session.AwaitAck, PacketID: id})
 	return true
 }
 
@@ -111,7 +109,7 @@ func (st *clientState) sendHeldLocked(id uint16, d session.Delivery) {
 	st.inflight.Add(id, d)
 	st.inflight.Find(id).Unsent = true
 	s := st.srv
-	s.store.PutDelivery(st.id, store.Delivery{Delivery: d, Inflight: true, State: session.AwaitAck, PacketID: id})
+	st.journal.put(store.Delivery{Delivery: d, Inflight: true, State: session.AwaitAck, PacketID: id})
 	s.store.Sync(func(err error) {
 		if err != nil {
 			// Durability is not assured; delivering at least once is
@@ -132,14 +130,14 @@ func (st *clientState) sendHeldLocked(id uint16, d session.Delivery) {
 		now := time.Now()
 		out := deliveryOut(d, id, false)
 		c.outMu.Lock()
-		gone := c.closed || c.closing
+		gone := c.life.phase != outOpen
 		sent := !gone && c.encodePublishLocked(&out, now.UnixNano())
 		c.outMu.Unlock()
 		if !sent && !gone {
 			// Too large for the client or expired: discarded as if sent.
 			s.stats.MessagesDropped.Add(1)
 			st.inflight.Remove(id)
-			st.forgetLocked(d.Seq)
+			st.journal.forget(d.Seq)
 			st.fillLocked(now)
 		}
 	})
@@ -158,7 +156,7 @@ func (st *clientState) fillLocked(now time.Time) {
 		if d.Msg.Expired(ns) {
 			st.queue.Pop()
 			st.srv.stats.MessagesDropped.Add(1)
-			st.forgetLocked(d.Seq)
+			st.journal.forget(d.Seq)
 			continue
 		}
 		if d.QoS == 0 {
@@ -191,7 +189,7 @@ func (st *clientState) resendLocked(now time.Time) {
 			// As in handleAck: the PUBREC that set AwaitComp may have come
 			// on the last connection just now, its write not yet durable.
 			id := o.ID
-			c.afterDurable(st.durable, func() { c.writeAck(packets.PUBREL, id, packets.Success, "") })
+			c.afterDurable(st.journal.durable(), func() { c.writeAck(packets.PUBREL, id, packets.Success, "") })
 			return true
 		}
 		out := deliveryOut(o.Delivery, o.ID, true)

@@ -78,7 +78,7 @@ func (c *client) handleDisconnect(flags byte, body []byte) error {
 		if err := packets.DecodeEmpty(packets.DISCONNECT, flags, body); err != nil {
 			return &errProtocol{code: packets.Code(err), err: err}
 		}
-		c.normalClose.Store(true)
+		c.life.normalClose.Store(true)
 		return errClientClosed
 	}
 	var d packets.Disconnect
@@ -100,7 +100,7 @@ func (c *client) handleDisconnect(flags byte, body []byte) error {
 	// 0x04 Disconnect with Will Message: the will is published as if the
 	// connection had dropped [MQTT-3.14.4-3 does not apply].
 	if d.ReasonCode != packets.DisconnectWithWill {
-		c.normalClose.Store(true)
+		c.life.normalClose.Store(true)
 	}
 	return errClientClosed
 }
@@ -118,7 +118,7 @@ func (c *client) handleAck(t packets.Type, flags byte, body []byte) error {
 	switch t {
 	case packets.PUBACK:
 		if o := st.inflight.Find(a.PacketID); o != nil && o.QoS == 1 {
-			st.forgetLocked(o.Seq) // before Remove: o points into the window
+			st.journal.forget(o.Seq) // before Remove: o points into the window
 			st.inflight.Remove(a.PacketID)
 			st.fillLocked(now)
 		}
@@ -131,22 +131,22 @@ func (c *client) handleAck(t packets.Type, flags byte, body []byte) error {
 			c.writeAck(packets.PUBREL, a.PacketID, packets.PacketIdentifierNotFound, "")
 		case a.ReasonCode.IsError():
 			// The receiver refused it; the exchange ends here [MQTT-4.3.3].
-			st.forgetLocked(o.Seq)
+			st.journal.forget(o.Seq)
 			st.inflight.Remove(a.PacketID)
 			st.fillLocked(now)
 		default:
 			if o.State != session.AwaitComp {
 				o.State = session.AwaitComp
-				st.putLocked(store.Delivery{Delivery: o.Delivery, Inflight: true, State: session.AwaitComp, PacketID: o.ID})
+				st.journal.put(store.Delivery{Delivery: o.Delivery, Inflight: true, State: session.AwaitComp, PacketID: o.ID})
 			}
 			// Once PUBREL is out the receiver forgets the id: a restart
 			// must not find the delivery still awaiting PUBREC and resend it.
 			id := a.PacketID
-			c.afterDurable(st.durable, func() { c.writeAck(packets.PUBREL, id, packets.Success, "") })
+			c.afterDurable(st.journal.durable(), func() { c.writeAck(packets.PUBREL, id, packets.Success, "") })
 		}
 	case packets.PUBCOMP:
 		if o := st.inflight.Find(a.PacketID); o != nil && o.QoS == 2 {
-			st.forgetLocked(o.Seq)
+			st.journal.forget(o.Seq)
 			st.inflight.Remove(a.PacketID)
 			st.fillLocked(now)
 		}
@@ -157,12 +157,10 @@ func (c *client) handleAck(t packets.Type, flags byte, body []byte) error {
 		} else {
 			code = packets.PacketIdentifierNotFound
 		}
-		if st.durable {
-			st.srv.store.ReleaseInboundQoS2(st.id, a.PacketID)
-		}
+		st.journal.releasedQoS2(a.PacketID)
 		// PUBCOMP frees the id for the client: the release must be durable
 		// first, or a restart would take the id's next message for a resend.
-		c.afterDurable(st.durable, func() { c.writeAck(packets.PUBCOMP, a.PacketID, code, "") })
+		c.afterDurable(st.journal.durable(), func() { c.writeAck(packets.PUBCOMP, a.PacketID, code, "") })
 	}
 	return nil
 }

@@ -70,7 +70,7 @@ func fdOf(conn net.Conn) (int32, bool) {
 }
 
 // register adds c's socket to the set with no events armed yet. The caller
-// holds c.busy: it may write c.polled.
+// holds c.life.running: it may write c.life.registered.
 func (p *poller) register(c *client) bool {
 	p.mu.Lock()
 	p.clients[c.fd] = c
@@ -80,12 +80,12 @@ func (p *poller) register(c *client) bool {
 		p.forget(c)
 		return false
 	}
-	c.polled = true
+	c.life.registered = true
 	return true
 }
 
 // arm asks for one wake-up when c's socket turns readable. It is called
-// after c.busy was released, so it touches nothing but the immutable fd.
+// after c.life.running was released, so it touches nothing but the immutable fd.
 func (p *poller) arm(c *client) bool {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: c.fd}
 	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(c.fd), &ev) == nil

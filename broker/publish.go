@@ -57,7 +57,7 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 		st.mu.Lock()
 		if _, dup := st.inboundQoS2[p.PacketID]; dup {
 			// Already routed; the client missed our PUBREC [MQTT-4.3.3-10].
-			durable := st.durable
+			durable := st.journal.durable()
 			st.mu.Unlock()
 			id := p.PacketID
 			c.afterDurable(durable, func() { c.writeAck(packets.PUBREC, id, packets.Success, "") })
@@ -72,13 +72,8 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 			st.inboundQoS2 = make(map[uint16]struct{})
 		}
 		st.inboundQoS2[p.PacketID] = struct{}{}
-		if st.durable {
-			// A resend after a restart that finds this id is acknowledged
-			// without routing, so the id must be durable exactly when what
-			// routing writes (deliveries, retained message) is: a crash
-			// between them would lose the message or deliver it twice.
-			defer s.store.EndGroup(s.store.BeginGroup())
-			s.store.SaveInboundQoS2(st.id, p.PacketID)
+		if g, wrote := st.journal.receivedQoS2(p.PacketID); wrote {
+			defer s.store.EndGroup(g) // once routing has written too
 			persisted = true
 		}
 		st.mu.Unlock()

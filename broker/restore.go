@@ -8,26 +8,6 @@ import (
 	"github.com/fleetmq/fleetmq/broker/store"
 )
 
-// Durability (Options.Store). A session with a non-zero expiry interval is
-// durable: its record, subscriptions, deliveries (queued and inflight, in
-// Seq order) and inbound QoS 2 ids are written to the store as they change,
-// under the session's lock, so the store sees each session's changes in the
-// order they happened. Writes are asynchronous; what a client is promised
-// waits for them:
-//
-//   - PUBACK/PUBREC of a PUBLISH that wrote anything (a delivery to a durable
-//     session, a retained message, the inbound QoS 2 id), PUBCOMP, SUBACK and
-//     UNSUBACK of a durable session are written from the store's commit
-//     callback (client.afterDurable), in order per connection.
-//   - A QoS 2 PUBLISH to a durable session goes out only once its packet id
-//     is durable (session.Outflight.Unsent), so a restart resends it under
-//     the same id and the receiver never sees it twice.
-//   - An inbound QoS 2 id is committed in one group with what routing its
-//     PUBLISH wrote (Store.BeginGroup), so a resend after a restart is routed
-//     again exactly when the first routing was lost.
-//
-// QoS 0 is never stored; sessions with expiry 0 never touch the store.
-
 // restoredPrincipal is the principal of a session loaded from the store
 // until its client connects again: messages its subscriptions match are
 // kept for it, and when the client returns, its real principal re-checks
@@ -67,11 +47,12 @@ func (s *Server) restore() error {
 		for _, sub := range rs.Subscriptions {
 			st.subscribeLocked(sub.Key, sub.Sub) // not durable yet: no write back
 		}
+		st.journal.start(s.store, st.id)
 		for _, d := range rs.Deliveries {
-			st.seq = max(st.seq, d.Seq)
+			st.journal.seq = max(st.journal.seq, d.Seq)
 			if d.Inflight {
 				if st.inflight.Find(d.PacketID) != nil {
-					s.store.DeleteDelivery(st.id, d.Seq)
+					st.journal.forget(d.Seq)
 					continue
 				}
 				st.inflight.Add(d.PacketID, d.Delivery)
@@ -81,7 +62,7 @@ func (s *Server) restore() error {
 			if _, ok := st.queue.Push(d.Delivery); !ok {
 				// The limit was lowered since: the bound holds here too.
 				s.stats.MessagesDropped.Add(1)
-				s.store.DeleteDelivery(st.id, d.Seq)
+				st.journal.forget(d.Seq)
 			}
 		}
 		if len(rs.InboundQoS2) > 0 {
@@ -90,9 +71,8 @@ func (s *Server) restore() error {
 				st.inboundQoS2[id] = struct{}{}
 			}
 		}
-		st.durable = true
 		if rs.DisconnectedAt == 0 {
-			s.store.SaveSession(st.id, expiry, now.UnixNano())
+			st.journal.saveSession(expiry, now.UnixNano())
 		}
 		if w := rs.Will; w != nil {
 			// Its connection closed when the broker stopped (or earlier,
@@ -101,7 +81,7 @@ func (s *Server) restore() error {
 			if rs.DisconnectedAt != 0 {
 				left -= now.Sub(time.Unix(0, rs.DisconnectedAt))
 			}
-			st.willStored, st.restoredWill = true, w
+			st.journal.willStored, st.restoredWill = true, w
 			st.will = &pendingWill{msg: w.Msg, left: max(left, 0)}
 			s.restoredWills = append(s.restoredWills, st)
 		}
@@ -135,34 +115,30 @@ func (st *clientState) persistAttachLocked(p Principal) {
 	defer st.persistWillLocked(p)
 	switch {
 	case st.expiry == 0:
-		if st.durable {
-			s.store.DeleteSession(st.id)
-			st.durable = false
-		}
-	case st.durable:
-		s.store.SaveSession(st.id, st.expiry, 0)
+		st.journal.drop()
+	case st.journal.durable():
+		st.journal.saveSession(st.expiry, 0)
 	default:
 		// A session taken over with a non-zero expiry: write all of it.
-		st.durable = true
-		s.store.SaveSession(st.id, st.expiry, 0)
+		j := &st.journal
+		j.start(s.store, st.id)
+		j.saveSession(st.expiry, 0)
 		for key, ref := range st.subs {
 			if sub, ok := s.index.Get(st, ref.group, ref.filter); ok {
-				s.store.SaveSubscription(st.id, key, sub)
+				j.saveSub(key, sub)
 			}
 		}
 		st.inflight.Range(func(o *session.Outflight) bool {
-			st.seq++
-			o.Seq = st.seq
-			s.store.PutDelivery(st.id, store.Delivery{Delivery: o.Delivery, Inflight: true, State: o.State, PacketID: o.ID})
+			j.numbered(&o.Delivery)
+			j.put(store.Delivery{Delivery: o.Delivery, Inflight: true, State: o.State, PacketID: o.ID})
 			return true
 		})
 		n := st.queue.Len()
 		for range n {
 			d, _ := st.queue.Pop()
 			if d.QoS > 0 {
-				st.seq++
-				d.Seq = st.seq
-				s.store.PutDelivery(st.id, store.Delivery{Delivery: d})
+				j.numbered(&d)
+				j.put(store.Delivery{Delivery: d})
 			}
 			st.queue.Push(d)
 		}
@@ -185,7 +161,7 @@ func (st *clientState) recheckLocked(p Principal) {
 	for _, id := range denied {
 		if o, ok := st.inflight.Remove(id); ok {
 			s.stats.DeliveryDenied.Add(1)
-			st.forgetLocked(o.Seq)
+			st.journal.forget(o.Seq)
 		}
 	}
 	n := st.queue.Len()
@@ -193,7 +169,7 @@ func (st *clientState) recheckLocked(p Principal) {
 		d, _ := st.queue.Pop()
 		if !p.CanRead(bytesOf(d.Msg.Topic)) {
 			s.stats.DeliveryDenied.Add(1)
-			st.forgetLocked(d.Seq)
+			st.journal.forget(d.Seq)
 			continue
 		}
 		st.queue.Push(d)

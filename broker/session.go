@@ -33,18 +33,16 @@ type clientState struct {
 	expiryAtConnect uint32
 	expiryTimer     *time.Timer
 	will            *pendingWill // armed when the connection dropped with a delayed will
-	// willStored: the store holds a will for this session; restoredWill
-	// is that will as loaded at start, until a client attaches: who
-	// published it, to authorize it (persist.go).
-	willStored   bool
+	// restoredWill is the will loaded from the store at start, until a
+	// client attaches: who published it, to authorize it (will.go).
 	restoredWill *store.Will
 	ended        bool
-	// durable: the session is in the store (Options.Store set, expiry > 0);
-	// seq numbers its deliveries there; restored: loaded from the store and
-	// not yet claimed by a connection (persist.go).
-	durable  bool
+	// restored: loaded from the store and not yet claimed by a connection
+	// (restore.go).
 	restored bool
-	seq      uint64
+	// journal writes the session's changes to the store while it is
+	// durable (journal.go).
+	journal journal
 }
 
 type principalBox struct{ p Principal }
@@ -89,11 +87,7 @@ func (st *clientState) endLocked() *session.Message {
 	if st.srv.sessions[st.id] == st {
 		delete(st.srv.sessions, st.id)
 	}
-	if st.durable {
-		st.srv.store.DeleteSession(st.id) // its will too
-		st.durable = false
-	}
-	st.willStored = false
+	st.journal.drop() // its will too
 	var will *session.Message
 	if st.will != nil {
 		st.will.stop()
@@ -107,9 +101,7 @@ func (st *clientState) endLocked() *session.Message {
 func (st *clientState) subscribeLocked(key string, sub topic.Subscription) (existed bool) {
 	existed = st.srv.index.Subscribe(st, sub)
 	st.subs[key] = subRef{group: sub.Group, filter: sub.Filter}
-	if st.durable {
-		st.srv.store.SaveSubscription(st.id, key, sub)
-	}
+	st.journal.saveSub(key, sub)
 	return existed
 }
 
@@ -122,9 +114,7 @@ func (st *clientState) unsubscribeLocked(key string) bool {
 	}
 	st.srv.index.Unsubscribe(st, ref.group, ref.filter)
 	delete(st.subs, key)
-	if st.durable {
-		st.srv.store.DeleteSubscription(st.id, key)
-	}
+	st.journal.deleteSub(key)
 	return true
 }
 

@@ -58,7 +58,7 @@ func (c *client) handleSubscribe(flags byte, body []byte) error {
 			replays = append(replays, replay{filter: filter, sub: sub})
 		}
 	}
-	durable := st.durable
+	durable := st.journal.durable()
 	st.mu.Unlock()
 
 	// A durable session's SUBACK waits until the subscriptions are stored;
@@ -120,7 +120,7 @@ func (c *client) handleUnsubscribe(flags byte, body []byte) error {
 			ack.ReasonCodes[i] = packets.NoSubscriptionExisted
 		}
 	}
-	durable := st.durable
+	durable := st.journal.durable()
 	st.mu.Unlock()
 	c.afterDurable(durable, func() { c.writePacket(func(b []byte) []byte { return ack.Append(b, c.version) }) })
 	return nil

@@ -33,7 +33,7 @@ func (s *Server) detach(c *client) {
 		st.client = nil
 		st.connected.Store(false)
 		var will *session.Message
-		if c.will != nil && !c.normalClose.Load() && !s.closing {
+		if c.will != nil && !c.life.normalClose.Load() && !s.closing {
 			will = willMessage(c, now)
 		}
 		switch {
@@ -46,9 +46,7 @@ func (s *Server) detach(c *client) {
 			}
 		default:
 			st.expiryTimer = time.AfterFunc(time.Duration(st.expiry)*time.Second, func() { s.expire(st) })
-			if st.durable {
-				s.store.SaveSession(st.id, st.expiry, now.UnixNano())
-			}
+			st.journal.saveSession(st.expiry, now.UnixNano())
 			if will != nil {
 				delay := time.Duration(0)
 				if c.will.Props.HasWillDelay {
@@ -62,11 +60,11 @@ func (s *Server) detach(c *client) {
 					st.will = pw
 				}
 			}
-			if c.will == nil || c.normalClose.Load() || (will != nil && st.will == nil) {
+			if c.will == nil || c.life.normalClose.Load() || (will != nil && st.will == nil) {
 				// None, discarded by a DISCONNECT, or published now. A
 				// will not published because the broker stops stays
 				// stored, for after the restart.
-				st.forgetWillLocked()
+				st.journal.forgetWill()
 			}
 		}
 	}
@@ -100,7 +98,7 @@ func (s *Server) fireWill(st *clientState, pw *pendingWill) {
 	fire := st.will == pw
 	if fire {
 		st.will = nil
-		st.forgetWillLocked()
+		st.journal.forgetWill()
 	}
 	st.mu.Unlock()
 	if fire {
@@ -136,10 +134,9 @@ func willMessage(c *client, now time.Time) *session.Message {
 // the restart (the connection closed without DISCONNECT). Caller holds
 // st.mu.
 func (st *clientState) persistWillLocked(p Principal) {
-	s := st.srv
 	w := st.client.will
-	if !st.durable || w == nil {
-		st.forgetWillLocked()
+	if !st.journal.durable() || w == nil {
+		st.journal.forgetWill()
 		return
 	}
 	m := willMessage(st.client, time.Now())
@@ -152,19 +149,7 @@ func (st *clientState) persistWillLocked(p Principal) {
 		sw.Delay = w.Props.WillDelay
 	}
 	sw.Username, sw.Anonymous = principalOwner(p)
-	s.store.SaveWill(st.id, sw)
-	st.willStored = true
-}
-
-// forgetWillLocked deletes the session's stored will, if any. Caller holds
-// st.mu.
-func (st *clientState) forgetWillLocked() {
-	if st.willStored {
-		st.willStored = false
-		if st.durable {
-			st.srv.store.DeleteWill(st.id)
-		}
-	}
+	st.journal.saveWill(sw)
 }
 
 // principalOwner is who a principal stands for, as a stored will records
