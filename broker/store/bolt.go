@@ -392,9 +392,6 @@ func (b *Bolt) load(now time.Time) (err error) {
 	return err
 }
 
-// Path is the database file.
-func (b *Bolt) Path() string { return b.path }
-
 // Load returns the content loaded at Open; a second call returns an empty
 // snapshot.
 func (b *Bolt) Load() (*Snapshot, error) {
