@@ -86,11 +86,12 @@ type Bolt struct {
 	db        *bolt.DB
 	dir, path string
 
-	snap *Snapshot // until Load hands it over
-
-	// mu guards pending, taken, groups, closed, crashed and failed.
+	// mu guards snap (once Open returns), pending, taken, groups, closed,
+	// crashed and failed. cond, on mu, wakes the log writer when there is
+	// work or the store closes.
 	mu      sync.Mutex
 	cond    *sync.Cond
+	snap    *Snapshot // until Load hands it over
 	pending []op
 	taken   uint64  // operations the log writer took from pending so far
 	groups  []Group // open groups: where each began, counting from the first op ever queued
@@ -108,7 +109,7 @@ type Bolt struct {
 	prepDone   chan struct{}
 
 	closeOnce sync.Once
-	closeErr  error
+	closeErr  error // set once, inside closeOnce
 
 	commits       atomic.Int64
 	ops           atomic.Int64
