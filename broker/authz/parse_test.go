@@ -13,8 +13,9 @@ import (
 	"testing"
 )
 
-// parseStdlib is Parse as it was before parse.go: encoding/json with
-// unknown fields disallowed. The differential tests hold Parse to it.
+// parseStdlib is Parse as it was before its own decoder (parse.go,
+// jsonlex.go): encoding/json with unknown fields disallowed. The
+// differential tests hold Parse to it.
 func parseStdlib(data []byte) (*Bundle, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -207,7 +208,7 @@ func TestParseAllocations(t *testing.T) {
 }
 
 // FuzzParse: Parse agrees with encoding/json on every input, modulo the
-// stricter rules documented in parse.go.
+// stricter rules in Parse's doc comment (bundle.go).
 func FuzzParse(f *testing.F) {
 	for _, s := range parseSeeds {
 		f.Add([]byte(s))
