@@ -52,6 +52,10 @@ var fieldNames = [...]string{
 	fClientIDs:      "clientIDs",
 }
 
+// members (jsonlex.go) keeps the fields it has seen in a uint16: a 17th
+// field must widen it, and this stops compiling until it does.
+const _ = uint16(1 << (len(fieldNames) - 1))
+
 // maxDepth is the deepest path the schema has (rules[i].subjects.users[k]
 // is three levels; one spare).
 const maxDepth = 4
