@@ -67,16 +67,3 @@ func ForwardedProps(in *packets.Properties) packets.Properties {
 func (m *Message) Expired(now int64) bool {
 	return m.ExpiresAt != 0 && now >= m.ExpiresAt
 }
-
-// RemainingExpiry is the expiry interval to send with a delivery at now:
-// the original interval minus the time the message waited [MQTT-3.3.2-6].
-func (m *Message) RemainingExpiry(now int64) (seconds uint32, ok bool) {
-	if m.ExpiresAt == 0 {
-		return 0, false
-	}
-	left := (m.ExpiresAt - now + int64(time.Second) - 1) / int64(time.Second)
-	if left < 0 {
-		left = 0
-	}
-	return uint32(left), true
-}

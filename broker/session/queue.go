@@ -35,17 +35,6 @@ func NewQueue(max int) *Queue {
 // Len is the number of queued deliveries.
 func (q *Queue) Len() int { return q.size }
 
-// Max is the bound.
-func (q *Queue) Max() int { return q.max }
-
-// SetMax changes the bound; entries over it stay until taken.
-func (q *Queue) SetMax(max int) {
-	if max < 1 {
-		max = 1
-	}
-	q.max = max
-}
-
 // Push appends d. When the queue is full it makes room by dropping the
 // oldest QoS 0 delivery; dropped reports that loss. ok is false when d
 // itself could not be queued (full of QoS 1/2 deliveries, or full and d is
