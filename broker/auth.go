@@ -1,57 +1,63 @@
 package broker
 
-import "github.com/fleetmq/fleetmq/broker/packets"
-
-// AuthResult is the outcome of authenticating a CONNECT.
-type AuthResult int
-
-// Authentication outcomes and the CONNACK codes they become.
-const (
-	AuthOK             AuthResult = iota
-	AuthBadCredentials            // 3.1.1 code 4, v5 0x86
-	AuthNotAuthorized             // 3.1.1 code 5, v5 0x87
+import (
+	"github.com/fleetmq/fleetmq/broker/authz"
+	"github.com/fleetmq/fleetmq/broker/packets"
 )
 
 // Principal is what a connection may do, resolved once at CONNECT so each
 // check is cheap. Implementations must be safe for concurrent use and must
 // not allocate on these calls: they run once per message.
+//
+// The outcome of authenticating is an authz.AuthResult, the one type the
+// broker, its Authorizers and the auth bundle's policy share.
 type Principal interface {
 	CanPublish(topic []byte) bool
 	CanSubscribe(filter string) bool
 	CanRead(topic []byte) bool
+	// Username is the user the principal stands for, checked by its
+	// Authorizer; "" when none was (anonymous, or an open broker).
+	Username() string
+	// Anonymous reports a client that presented no username.
+	Anonymous() bool
 }
 
 // Authorizer decides who may connect. The broker swaps Authorizers
 // atomically on reload (Server.SetAuthorizer) and re-binds every live
 // connection through Rebind.
 type Authorizer interface {
-	Authenticate(username string, hasUsername bool, password []byte, clientID string) (Principal, AuthResult)
+	Authenticate(username string, hasUsername bool, password []byte, clientID string) (Principal, authz.AuthResult)
 	// Rebind re-resolves a principal granted by an earlier Authorizer against
 	// this one; a result other than AuthOK ends that client's connection.
-	Rebind(old Principal, clientID string) (Principal, AuthResult)
+	Rebind(old Principal, clientID string) (Principal, authz.AuthResult)
 	// AllowAnonymous reports whether clients without a username get in.
 	AllowAnonymous() bool
 }
 
 // allowAll is the principal of every client when no Authorizer is set.
+// It vouches for no username (none was checked), but remembers whether the
+// client presented one: a policy loaded later admits only the anonymous
+// ones without a new CONNECT.
 type allowAll struct{ hadUsername bool }
 
 func (allowAll) CanPublish([]byte) bool   { return true }
 func (allowAll) CanSubscribe(string) bool { return true }
 func (allowAll) CanRead([]byte) bool      { return true }
+func (allowAll) Username() string         { return "" }
+func (a allowAll) Anonymous() bool        { return !a.hadUsername }
 
 // openAuthorizer admits everyone; it is used when no Authorizer is set and
 // anonymous access is allowed.
 type openAuthorizer struct{}
 
-func (openAuthorizer) Authenticate(_ string, hasUsername bool, _ []byte, _ string) (Principal, AuthResult) {
-	return allowAll{hadUsername: hasUsername}, AuthOK
+func (openAuthorizer) Authenticate(_ string, hasUsername bool, _ []byte, _ string) (Principal, authz.AuthResult) {
+	return allowAll{hadUsername: hasUsername}, authz.AuthOK
 }
-func (openAuthorizer) Rebind(old Principal, _ string) (Principal, AuthResult) {
+func (openAuthorizer) Rebind(old Principal, _ string) (Principal, authz.AuthResult) {
 	if ap, ok := old.(allowAll); ok {
-		return ap, AuthOK
+		return ap, authz.AuthOK
 	}
-	return allowAll{}, AuthOK
+	return allowAll{}, authz.AuthOK
 }
 func (openAuthorizer) AllowAnonymous() bool { return true }
 
@@ -59,14 +65,14 @@ func (openAuthorizer) AllowAnonymous() bool { return true }
 // has been loaded yet.
 type closedAuthorizer struct{}
 
-func (closedAuthorizer) Authenticate(_ string, hasUsername bool, _ []byte, _ string) (Principal, AuthResult) {
+func (closedAuthorizer) Authenticate(_ string, hasUsername bool, _ []byte, _ string) (Principal, authz.AuthResult) {
 	if hasUsername {
-		return nil, AuthBadCredentials
+		return nil, authz.AuthBadCredentials
 	}
-	return nil, AuthNotAuthorized
+	return nil, authz.AuthNotAuthorized
 }
-func (closedAuthorizer) Rebind(Principal, string) (Principal, AuthResult) {
-	return nil, AuthNotAuthorized
+func (closedAuthorizer) Rebind(Principal, string) (Principal, authz.AuthResult) {
+	return nil, authz.AuthNotAuthorized
 }
 func (closedAuthorizer) AllowAnonymous() bool { return false }
 
@@ -86,13 +92,13 @@ type VerifiedUserConn interface {
 // password. They must still refuse users they do not know or that are
 // disabled. An Authorizer without it refuses such clients (not authorized).
 type VerifiedAuthorizer interface {
-	AuthenticateVerified(username, clientID string) (Principal, AuthResult)
+	AuthenticateVerified(username, clientID string) (Principal, authz.AuthResult)
 }
 
 // authenticate decides a CONNECT with a, taking the username from the
 // connection when its transport verified one (cp.Username is then set to
 // it, for logs).
-func (c *client) authenticate(a Authorizer, cp *packets.Connect) (Principal, AuthResult) {
+func (c *client) authenticate(a Authorizer, cp *packets.Connect) (Principal, authz.AuthResult) {
 	if vc, ok := c.conn.(VerifiedUserConn); ok {
 		if name, ok := vc.VerifiedUsername(); ok {
 			cp.Username, cp.HasUsername, cp.Password = name, true, nil
@@ -105,18 +111,18 @@ func (c *client) authenticate(a Authorizer, cp *packets.Connect) (Principal, Aut
 // authenticateVerified admits a username vouched for without a password
 // (a verified certificate, or a will's owner checked at its CONNECT) when
 // a can (VerifiedAuthorizer); otherwise it is not authorized.
-func authenticateVerified(a Authorizer, name, clientID string) (Principal, AuthResult) {
+func authenticateVerified(a Authorizer, name, clientID string) (Principal, authz.AuthResult) {
 	va, ok := a.(VerifiedAuthorizer)
 	if !ok {
-		return nil, AuthNotAuthorized
+		return nil, authz.AuthNotAuthorized
 	}
 	return va.AuthenticateVerified(name, clientID)
 }
 
-func (openAuthorizer) AuthenticateVerified(string, string) (Principal, AuthResult) {
-	return allowAll{hadUsername: true}, AuthOK
+func (openAuthorizer) AuthenticateVerified(string, string) (Principal, authz.AuthResult) {
+	return allowAll{hadUsername: true}, authz.AuthOK
 }
 
-func (closedAuthorizer) AuthenticateVerified(string, string) (Principal, AuthResult) {
-	return nil, AuthNotAuthorized
+func (closedAuthorizer) AuthenticateVerified(string, string) (Principal, authz.AuthResult) {
+	return nil, authz.AuthNotAuthorized
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/broker/packets"
 	"github.com/fleetmq/fleetmq/broker/session"
 )
@@ -61,10 +62,10 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 
 	authorizer := s.authorizer()
 	principal, res := c.authenticate(authorizer, &cp)
-	if res != AuthOK {
+	if res != authz.AuthOK {
 		s.stats.AuthFailures.Add(1)
 		code := codeFor(cp.Version, packets.ConnRefusedBadUsernamePass, packets.BadUserNameOrPassword)
-		if res == AuthNotAuthorized {
+		if res == authz.AuthNotAuthorized {
 			code = codeFor(cp.Version, packets.ConnRefusedNotAuthorized, packets.NotAuthorized)
 		}
 		c.refuse(cp.Version, code)
@@ -126,9 +127,9 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 	if st == nil {
 		code := codeFor(cp.Version, packets.ConnRefusedServerUnavailable, packets.ServerUnavailable)
 		switch res {
-		case AuthBadCredentials:
+		case authz.AuthBadCredentials:
 			code = codeFor(cp.Version, packets.ConnRefusedBadUsernamePass, packets.BadUserNameOrPassword)
-		case AuthNotAuthorized:
+		case authz.AuthNotAuthorized:
 			code = codeFor(cp.Version, packets.ConnRefusedNotAuthorized, packets.NotAuthorized)
 		}
 		c.refuse(cp.Version, code)
@@ -143,20 +144,20 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 // connection, ends it when clean start asks so, or starts a new one. The
 // CONNACK and anything the session owes are written before another
 // goroutine can deliver to c. It returns nil when the server is closing.
-func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer, p Principal, ack *packets.Connack) (*clientState, bool, AuthResult) {
+func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer, p Principal, ack *packets.Connack) (*clientState, bool, authz.AuthResult) {
 	now := time.Now()
 	for {
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
-			return nil, false, AuthOK
+			return nil, false, authz.AuthOK
 		}
 		if cur := s.authorizer(); cur != a {
 			// A reload swapped the rules while this CONNECT was being
 			// checked; SetAuthorizer's pass over sessions cannot see this
 			// one yet, so it is re-checked here, under s.mu.
 			np, res := cur.Rebind(p, c.id)
-			if res != AuthOK {
+			if res != authz.AuthOK {
 				s.mu.Unlock()
 				s.stats.AuthFailures.Add(1)
 				return nil, false, res
@@ -193,7 +194,7 @@ func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer,
 		st.mu.Lock()
 		st.client = c
 		st.connected.Store(true)
-		st.principal.Store(&principalBox{p})
+		st.principal.Store(&principalBox{p: p})
 		st.expiry, st.expiryAtConnect = expiry, expiry
 		st.persistAttachLocked(p)
 		if st.expiryTimer != nil {
@@ -218,7 +219,7 @@ func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer,
 		if will != nil {
 			s.publishWill(st, will, now)
 		}
-		return st, present, AuthOK
+		return st, present, authz.AuthOK
 	}
 }
 

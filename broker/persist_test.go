@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/broker/internal/mqtttest"
 	"github.com/fleetmq/fleetmq/broker/packets"
 	"github.com/fleetmq/fleetmq/broker/session"
@@ -341,11 +342,11 @@ func TestPersistRestoredRecheck(t *testing.T) {
 // denySecret admits everyone and denies the secret/ tree.
 type denySecret struct{}
 
-func (denySecret) Authenticate(string, bool, []byte, string) (broker.Principal, broker.AuthResult) {
-	return secretPrincipal{}, broker.AuthOK
+func (denySecret) Authenticate(string, bool, []byte, string) (broker.Principal, authz.AuthResult) {
+	return secretPrincipal{}, authz.AuthOK
 }
-func (denySecret) Rebind(broker.Principal, string) (broker.Principal, broker.AuthResult) {
-	return secretPrincipal{}, broker.AuthOK
+func (denySecret) Rebind(broker.Principal, string) (broker.Principal, authz.AuthResult) {
+	return secretPrincipal{}, authz.AuthOK
 }
 func (denySecret) AllowAnonymous() bool { return true }
 
@@ -356,6 +357,8 @@ func (secretPrincipal) CanSubscribe(f string) bool {
 	return len(f) < 6 || f[:6] != "secret"
 }
 func (secretPrincipal) CanRead(t []byte) bool { return len(t) < 6 || string(t[:6]) != "secret" }
+func (secretPrincipal) Username() string      { return "" }
+func (secretPrincipal) Anonymous() bool       { return true }
 
 // TestPersistAckWaitsForStore: with a store, PUBACK and SUBACK are sent
 // only once the store has what they promise, in order; messages no durable

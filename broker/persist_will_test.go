@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/broker/internal/mqtttest"
 	"github.com/fleetmq/fleetmq/broker/packets"
 )
@@ -110,22 +111,22 @@ func (a *namedAuth) set(user, prefix string) {
 	a.users[user] = prefix
 }
 
-func (a *namedAuth) Authenticate(user string, has bool, _ []byte, _ string) (broker.Principal, broker.AuthResult) {
+func (a *namedAuth) Authenticate(user string, has bool, _ []byte, _ string) (broker.Principal, authz.AuthResult) {
 	if !has {
-		return nil, broker.AuthNotAuthorized
+		return nil, authz.AuthNotAuthorized
 	}
 	return a.AuthenticateVerified(user, "")
 }
 
-func (a *namedAuth) AuthenticateVerified(user, _ string) (broker.Principal, broker.AuthResult) {
+func (a *namedAuth) AuthenticateVerified(user, _ string) (broker.Principal, authz.AuthResult) {
 	prefix, ok := a.users[user]
 	if !ok {
-		return nil, broker.AuthBadCredentials
+		return nil, authz.AuthBadCredentials
 	}
-	return namedPrincipal{user, prefix}, broker.AuthOK
+	return namedPrincipal{user, prefix}, authz.AuthOK
 }
 
-func (a *namedAuth) Rebind(old broker.Principal, id string) (broker.Principal, broker.AuthResult) {
+func (a *namedAuth) Rebind(old broker.Principal, id string) (broker.Principal, authz.AuthResult) {
 	return a.AuthenticateVerified(old.(namedPrincipal).name, id)
 }
 
@@ -134,6 +135,7 @@ func (a *namedAuth) AllowAnonymous() bool { return false }
 type namedPrincipal struct{ name, prefix string }
 
 func (p namedPrincipal) Username() string         { return p.name }
+func (p namedPrincipal) Anonymous() bool          { return false }
 func (p namedPrincipal) CanPublish(t []byte) bool { return strings.HasPrefix(string(t), p.prefix) }
 func (p namedPrincipal) CanSubscribe(string) bool { return true }
 func (p namedPrincipal) CanRead([]byte) bool      { return true }

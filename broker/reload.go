@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/broker/packets"
 	"github.com/fleetmq/fleetmq/broker/session"
 )
@@ -34,16 +35,17 @@ func (s *Server) authorizer() Authorizer { return s.auth.Load().a }
 // reports false when the session was revoked (connection closed, session
 // ended). Subscriptions no longer allowed are removed.
 func (st *clientState) rebind(a Authorizer) bool {
-	old := st.getPrincipal()
-	if old == nil {
+	box := st.principal.Load()
+	if box == nil {
 		return true
 	}
-	if _, ok := old.(restoredPrincipal); ok {
+	if box.restored {
 		return true // checked under the new rules when its client returns
 	}
+	old := box.p
 	np, res := a.Rebind(old, st.id)
 	s := st.srv
-	if res != AuthOK {
+	if res != authz.AuthOK {
 		s.stats.Revoked.Add(1)
 		s.mu.Lock()
 		st.mu.Lock()
@@ -60,7 +62,7 @@ func (st *clientState) rebind(a Authorizer) bool {
 		_ = will // a revoked client's will is not published: it may no longer publish
 		if c != nil {
 			reason := "credentials revoked"
-			if res == AuthNotAuthorized {
+			if res == authz.AuthNotAuthorized {
 				reason = "not authorized any more"
 			}
 			s.log.Info("Disconnecting client after auth reload", "client", st.id, "reason", reason)
@@ -74,7 +76,7 @@ func (st *clientState) rebind(a Authorizer) bool {
 		// principal from the new rules already: keep that one.
 		np = st.getPrincipal()
 	} else {
-		st.principal.Store(&principalBox{np})
+		st.principal.Store(&principalBox{p: np})
 	}
 	st.pruneSubsLocked(np, "Subscription removed after auth reload")
 	st.mu.Unlock()

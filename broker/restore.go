@@ -8,17 +8,18 @@ import (
 	"github.com/fleetmq/fleetmq/broker/store"
 )
 
-// restoredPrincipal is the principal of a session loaded from the store
-// until its client connects again: messages its subscriptions match are
-// kept for it, and when the client returns, its real principal re-checks
-// the subscriptions and everything kept (recheckLocked).
-type restoredPrincipal struct{}
+// keepAll is the principal of a session loaded from the store until its
+// client connects again (principalBox.restored): messages its
+// subscriptions match are kept for it, and when the client returns, its
+// real principal re-checks the subscriptions and everything kept
+// (recheckLocked).
+type keepAll struct{}
 
-func (restoredPrincipal) CanPublish([]byte) bool { return false }
-
-func (restoredPrincipal) CanSubscribe(string) bool { return false }
-
-func (restoredPrincipal) CanRead([]byte) bool { return true }
+func (keepAll) CanPublish([]byte) bool   { return false }
+func (keepAll) CanSubscribe(string) bool { return false }
+func (keepAll) CanRead([]byte) bool      { return true }
+func (keepAll) Username() string         { return "" }
+func (keepAll) Anonymous() bool          { return false }
 
 // restore rebuilds sessions and retained messages from the store. Expiry
 // timers of sessions run from the stored disconnect time, or from now for
@@ -40,7 +41,7 @@ func (s *Server) restore() error {
 			continue
 		}
 		st := newClientState(s, rs.ClientID)
-		st.principal.Store(&principalBox{restoredPrincipal{}})
+		st.principal.Store(&principalBox{p: keepAll{}, restored: true})
 		st.expiry, st.expiryAtConnect = expiry, expiry
 		st.restored = true
 		st.mu.Lock()

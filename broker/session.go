@@ -45,7 +45,14 @@ type clientState struct {
 	journal journal
 }
 
-type principalBox struct{ p Principal }
+// principalBox is what the session may do. restored marks the stand-in a
+// session loaded from the store has until its client returns (restore.go):
+// it keeps what the session's subscriptions match, publishes nothing, and
+// is re-resolved from the client's own principal when it connects.
+type principalBox struct {
+	p        Principal
+	restored bool
+}
 
 type subRef struct{ group, filter string }
 
@@ -58,6 +65,8 @@ func newClientState(s *Server, id string) *clientState {
 	}
 }
 
+// getPrincipal returns what the session may do now; nil before its first
+// CONNECT finished.
 func (st *clientState) getPrincipal() Principal {
 	if b := st.principal.Load(); b != nil {
 		return b.p

@@ -3,6 +3,7 @@ package broker
 import (
 	"time"
 
+	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/broker/packets"
 	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/store"
@@ -107,10 +108,13 @@ func (s *Server) fireWill(st *clientState, pw *pendingWill) {
 }
 
 func (s *Server) publishWill(st *clientState, m *session.Message, now time.Time) {
-	p := st.getPrincipal()
-	if _, ok := p.(restoredPrincipal); ok {
-		if p, m = s.restoredWillPublisher(st, m, now); p == nil {
-			return
+	var p Principal
+	if box := st.principal.Load(); box != nil {
+		p = box.p
+		if box.restored {
+			if p, m = s.restoredWillPublisher(st, m, now); p == nil {
+				return
+			}
 		}
 	}
 	if p != nil && !p.CanPublish(bytesOf(m.Topic)) {
@@ -148,20 +152,8 @@ func (st *clientState) persistWillLocked(p Principal) {
 	if w.Props.HasWillDelay {
 		sw.Delay = w.Props.WillDelay
 	}
-	sw.Username, sw.Anonymous = principalOwner(p)
+	sw.Username, sw.Anonymous = p.Username(), p.Anonymous()
 	st.journal.saveWill(sw)
-}
-
-// principalOwner is who a principal stands for, as a stored will records
-// it.
-func principalOwner(p Principal) (username string, anonymous bool) {
-	switch v := p.(type) {
-	case interface{ Username() string }:
-		return v.Username(), v.Username() == ""
-	case allowAll:
-		return "", !v.hadUsername
-	}
-	return "", false
 }
 
 // restoredWillPublisher is the principal that publishes a will restored
@@ -178,13 +170,13 @@ func (s *Server) restoredWillPublisher(st *clientState, m *session.Message, now 
 	}
 	a := s.authorizer()
 	var p Principal
-	var res AuthResult
+	var res authz.AuthResult
 	if owner.Anonymous {
 		p, res = a.Authenticate("", false, nil, st.id)
 	} else {
 		p, res = authenticateVerified(a, owner.Username, st.id)
 	}
-	if res != AuthOK {
+	if res != authz.AuthOK {
 		s.stats.PublishDenied.Add(1)
 		s.log.Info("Restored will not published: its owner is not allowed in now", "client", st.id, "user", owner.Username, "topic", m.Topic)
 		return nil, m

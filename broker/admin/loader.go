@@ -116,7 +116,7 @@ func (l *Loader) Apply(data []byte, source string, force bool) (Applied, error) 
 	if cur != nil {
 		policy.WarmCache(cur.policy)
 	}
-	revoked := l.srv.SetAuthorizer(broker.PolicyAuthorizer(policy))
+	revoked := l.srv.SetAuthorizer(PolicyAuthorizer(policy))
 	applied := Applied{
 		Revision:       b.Revision,
 		Hash:           policy.Hash(),

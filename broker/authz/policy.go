@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// AuthResult is the outcome of Authenticate or Rebind. Its values are
-// ordered like the broker's own AuthResult.
+// AuthResult is the outcome of Authenticate or Rebind, here and in the
+// broker's Authorizer interface: one type on both sides.
 type AuthResult int
 
 // Authentication outcomes and the CONNACK codes they become.

@@ -26,6 +26,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/admin"
 	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/broker/internal/mqtttest"
 	"github.com/fleetmq/fleetmq/broker/listeners"
@@ -263,7 +264,7 @@ func testPolicy(t testing.TB) broker.Authorizer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return broker.PolicyAuthorizer(p)
+	return admin.PolicyAuthorizer(p)
 }
 
 // newBroker starts a broker (no listener) that stops with the test.

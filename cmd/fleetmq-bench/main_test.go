@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/admin"
 	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/cmd/fleetmq-bench/internal/loadgen"
 )
@@ -112,7 +113,7 @@ func TestConnStormWithAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := serveBroker(t, broker.Options{Auth: broker.PolicyAuthorizer(policy)})
+	addr := serveBroker(t, broker.Options{Auth: admin.PolicyAuthorizer(policy)})
 	s := mustBench(t, "conn", "--addr", addr, "--storm", "-c", "4", "--duration", "300ms", "-u", "bench", "-P", "secret")
 	if s.Connections.OK < 10 || s.Connections.PerSec <= 0 || !s.Storm {
 		t.Errorf("connections %+v storm %v, want a few cycles and a rate", s.Connections, s.Storm)
