@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/fleetmq/fleetmq/broker/authz"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 )
 
 // handleConnect authenticates the client, attaches it to its session
@@ -178,7 +178,7 @@ func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer,
 				continue
 			}
 		}
-		var will *session.Message
+		var will *outbox.Message
 		if st != nil && cleanStart {
 			// A clean start ends the old session; its pending will goes now.
 			st.mu.Lock()

@@ -3,8 +3,8 @@ package broker
 import (
 	"time"
 
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/store"
 )
 
@@ -29,7 +29,7 @@ func (st *clientState) deliver(r *routed, qos byte, retain bool, subIDs []uint32
 		}
 		return c.sendPublish(&out, r.now.UnixNano(), true)
 	}
-	d := session.Delivery{Msg: r.message(), QoS: qos, Retain: retain}
+	d := outbox.Delivery{Msg: r.message(), QoS: qos, Retain: retain}
 	if len(subIDs) > 0 {
 		d.SubIDs = append([]uint32(nil), subIDs...)
 	}
@@ -45,7 +45,7 @@ func (st *clientState) deliver(r *routed, qos byte, retain bool, subIDs []uint32
 }
 
 // enqueueLocked queues d, counting what the bound drops.
-func (st *clientState) enqueueLocked(d session.Delivery) bool {
+func (st *clientState) enqueueLocked(d outbox.Delivery) bool {
 	dropped, ok := st.queue.Push(d)
 	if dropped != nil {
 		st.srv.stats.MessagesDropped.Add(1)
@@ -63,7 +63,7 @@ func (st *clientState) enqueueLocked(d session.Delivery) bool {
 // sendLocked writes a QoS 1/2 delivery with a fresh packet id and records
 // it inflight. It returns false (nothing recorded) when the output is
 // backed up, so the caller queues instead.
-func (st *clientState) sendLocked(c *client, d session.Delivery, now int64) bool {
+func (st *clientState) sendLocked(c *client, d outbox.Delivery, now int64) bool {
 	if d.Msg.Expired(now) {
 		st.srv.stats.MessagesDropped.Add(1)
 		st.journal.forget(d.Seq)
@@ -98,18 +98,18 @@ func (st *clientState) sendLocked(c *client, d session.Delivery, now int64) bool
 		return true
 	}
 	st.inflight.Add(id, d)
-	st.journal.put(store.Delivery{Delivery: d, Inflight: true, State: session.AwaitAck, PacketID: id})
+	st.journal.put(store.Delivery{Delivery: d, Inflight: true, State: outbox.AwaitAck, PacketID: id})
 	return true
 }
 
 // sendHeldLocked holds a QoS 2 delivery of a durable session inflight
 // under id and sends its PUBLISH once the store has id durably. Caller
 // holds st.mu.
-func (st *clientState) sendHeldLocked(id uint16, d session.Delivery) {
+func (st *clientState) sendHeldLocked(id uint16, d outbox.Delivery) {
 	st.inflight.Add(id, d)
 	st.inflight.Find(id).Unsent = true
 	s := st.srv
-	st.journal.put(store.Delivery{Delivery: d, Inflight: true, State: session.AwaitAck, PacketID: id})
+	st.journal.put(store.Delivery{Delivery: d, Inflight: true, State: outbox.AwaitAck, PacketID: id})
 	s.store.Sync(func(err error) {
 		if err != nil {
 			// Durability is not assured; delivering at least once is
@@ -181,11 +181,11 @@ func (st *clientState) fillLocked(now time.Time) {
 func (st *clientState) resendLocked(now time.Time) {
 	c := st.client
 	ns := now.UnixNano()
-	st.inflight.Range(func(o *session.Outflight) bool {
+	st.inflight.Range(func(o *outbox.Outflight) bool {
 		if o.Unsent {
 			return true // sent once the store has it (sendHeldLocked)
 		}
-		if o.State == session.AwaitComp {
+		if o.State == outbox.AwaitComp {
 			// As in handleAck: the PUBREC that set AwaitComp may have come
 			// on the last connection just now, its write not yet durable.
 			id := o.ID
@@ -202,7 +202,7 @@ func (st *clientState) resendLocked(now time.Time) {
 
 // deliveryOut is the PUBLISH of a kept delivery, sent under packet id id
 // (0 for QoS 0), with DUP when it is a resend.
-func deliveryOut(d session.Delivery, id uint16, dup bool) outgoing {
+func deliveryOut(d outbox.Delivery, id uint16, dup bool) outgoing {
 	return outgoing{topic: bytesOf(d.Msg.Topic), payload: d.Msg.Payload, props: &d.Msg.Props,
 		expiresAt: d.Msg.ExpiresAt, qos: d.QoS, retain: d.Retain, dup: dup, id: id, subIDs: d.SubIDs}
 }

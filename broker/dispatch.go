@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/store"
 )
 
@@ -135,9 +135,9 @@ func (c *client) handleAck(t packets.Type, flags byte, body []byte) error {
 			st.inflight.Remove(a.PacketID)
 			st.fillLocked(now)
 		default:
-			if o.State != session.AwaitComp {
-				o.State = session.AwaitComp
-				st.journal.put(store.Delivery{Delivery: o.Delivery, Inflight: true, State: session.AwaitComp, PacketID: o.ID})
+			if o.State != outbox.AwaitComp {
+				o.State = outbox.AwaitComp
+				st.journal.put(store.Delivery{Delivery: o.Delivery, Inflight: true, State: outbox.AwaitComp, PacketID: o.ID})
 			}
 			// Once PUBREL is out the receiver forgets the id: a restart
 			// must not find the delivery still awaiting PUBREC and resend it.

@@ -1,7 +1,7 @@
 package broker
 
 import (
-	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/store"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
@@ -18,7 +18,7 @@ import (
 //     UNSUBACK of a durable session are written from the store's commit
 //     callback (client.afterDurable), in order per connection.
 //   - A QoS 2 PUBLISH to a durable session goes out only once its packet id
-//     is durable (session.Outflight.Unsent), so a restart resends it under
+//     is durable (outbox.Outflight.Unsent), so a restart resends it under
 //     the same id and the receiver never sees it twice.
 //   - An inbound QoS 2 id is committed in one group with what routing its
 //     PUBLISH wrote (Store.BeginGroup), so a resend after a restart is routed
@@ -68,7 +68,7 @@ func (j *journal) drop() {
 
 // numbered gives d the next sequence number when the session is durable
 // (d is then stored when put), and reports whether it did.
-func (j *journal) numbered(d *session.Delivery) bool {
+func (j *journal) numbered(d *outbox.Delivery) bool {
 	if j.store == nil {
 		return false
 	}

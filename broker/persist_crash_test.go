@@ -9,8 +9,8 @@ import (
 
 	"github.com/fleetmq/fleetmq/broker"
 	"github.com/fleetmq/fleetmq/broker/internal/mqtttest"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/store"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
@@ -305,7 +305,7 @@ func (l *crashLog) DeleteWill(id string) {
 	l.write("DeleteWill "+id, func(s store.Store) { s.DeleteWill(id) })
 }
 
-func (l *crashLog) SetRetained(m *session.Message) {
+func (l *crashLog) SetRetained(m *outbox.Message) {
 	l.write("SetRetained "+m.Topic, func(s store.Store) { s.SetRetained(m) })
 }
 

@@ -10,8 +10,8 @@ import (
 	"github.com/fleetmq/fleetmq/broker"
 	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/broker/internal/mqtttest"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/store"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
@@ -430,7 +430,7 @@ func (h *heldStore) PutDelivery(string, store.Delivery)                  { h.wri
 func (h *heldStore) DeleteDelivery(string, uint64)                       { h.write() }
 func (h *heldStore) SaveInboundQoS2(string, uint16)                      { h.write() }
 func (h *heldStore) ReleaseInboundQoS2(string, uint16)                   { h.write() }
-func (h *heldStore) SetRetained(*session.Message)                        { h.write() }
+func (h *heldStore) SetRetained(*outbox.Message)                         { h.write() }
 func (h *heldStore) DeleteRetained(string)                               { h.write() }
 func (h *heldStore) SaveWill(string, store.Will)                         { h.write() }
 func (h *heldStore) DeleteWill(string)                                   { h.write() }

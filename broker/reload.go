@@ -2,8 +2,8 @@ package broker
 
 import (
 	"github.com/fleetmq/fleetmq/broker/authz"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 )
 
 // SetAuthorizer swaps the users and permissions in force. Connections whose
@@ -53,7 +53,7 @@ func (st *clientState) rebind(a Authorizer) bool {
 		// The session ends with the connection: its owner lost the right
 		// to it [DESIGN: hot reload].
 		st.expiry = 0
-		var will *session.Message
+		var will *outbox.Message
 		if c == nil {
 			will = st.endLocked()
 		}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/store"
 )
 
@@ -129,7 +129,7 @@ func (st *clientState) persistAttachLocked(p Principal) {
 				j.saveSub(key, sub)
 			}
 		}
-		st.inflight.Range(func(o *session.Outflight) bool {
+		st.inflight.Range(func(o *outbox.Outflight) bool {
 			j.numbered(&o.Delivery)
 			j.put(store.Delivery{Delivery: o.Delivery, Inflight: true, State: o.State, PacketID: o.ID})
 			return true
@@ -153,8 +153,8 @@ func (st *clientState) recheckLocked(p Principal) {
 	s := st.srv
 	st.pruneSubsLocked(p, "Restored subscription removed: not allowed")
 	var denied []uint16
-	st.inflight.Range(func(o *session.Outflight) bool {
-		if o.State == session.AwaitAck && !p.CanRead(bytesOf(o.Msg.Topic)) {
+	st.inflight.Range(func(o *outbox.Outflight) bool {
+		if o.State == outbox.AwaitAck && !p.CanRead(bytesOf(o.Msg.Topic)) {
 			denied = append(denied, o.ID)
 		}
 		return true

@@ -6,21 +6,21 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
 
 // routed is one inbound application message on its way to subscribers. Its
 // topic and payload may alias a read buffer: the message is copied into a
-// session.Message only when something must keep it (QoS > 0, queueing,
+// outbox.Message only when something must keep it (QoS > 0, queueing,
 // retain), so QoS 0 fan-out allocates nothing.
 type routed struct {
 	pub    packets.Publish // Props holds the forwarded properties only
 	topic  []byte
 	origin *clientState // nil for $SYS
 	now    time.Time
-	msg    *session.Message
+	msg    *outbox.Message
 	// persisted is set when routing wrote to the store (a delivery to a
 	// durable session, a retained message): the PUBLISH is acknowledged
 	// once that is durable.
@@ -28,9 +28,9 @@ type routed struct {
 }
 
 // message returns the kept copy, making it on first use.
-func (r *routed) message() *session.Message {
+func (r *routed) message() *outbox.Message {
 	if r.msg == nil {
-		r.msg = session.NewMessage(&r.pub, string(r.topic), r.originID(), r.now)
+		r.msg = outbox.NewMessage(&r.pub, string(r.topic), r.originID(), r.now)
 		// NewMessage read the expiry from the props; deliveries recompute it.
 	}
 	return r.msg
@@ -191,7 +191,7 @@ func (s *Server) retain(r *routed) {
 
 // internalPublish routes a message the broker itself originates (wills,
 // $SYS) through the same path as a client's.
-func (s *Server) publishMessage(origin *clientState, m *session.Message, now time.Time) int {
+func (s *Server) publishMessage(origin *clientState, m *outbox.Message, now time.Time) int {
 	r := routed{
 		pub:    packets.Publish{QoS: m.QoS, Retain: m.Retain, Topic: bytesOf(m.Topic), Payload: m.Payload, Props: m.Props},
 		topic:  bytesOf(m.Topic),

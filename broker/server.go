@@ -20,8 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/store"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
@@ -38,7 +38,7 @@ type Server struct {
 
 	auth     atomic.Pointer[authBox]
 	index    *topic.Index[*clientState]
-	retained *topic.Retained[*session.Message]
+	retained *topic.Retained[*outbox.Message]
 	stats    Stats
 
 	store     store.Store // nil: in memory only
@@ -78,7 +78,7 @@ func New(opts Options) (*Server, error) {
 		lim:       opts.Limits.withDefaults(),
 		log:       opts.Logger,
 		started:   time.Now(),
-		retained:  topic.NewRetained[*session.Message](),
+		retained:  topic.NewRetained[*outbox.Message](),
 		sessions:  make(map[string]*clientState),
 		clients:   make(map[*client]struct{}),
 		listeners: make(map[net.Listener]struct{}),

@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/store"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
@@ -26,8 +26,8 @@ type clientState struct {
 	mu              sync.Mutex
 	client          *client
 	subs            map[string]subRef // by the filter as subscribed, $share prefix included
-	inflight        session.Inflight
-	queue           *session.Queue
+	inflight        outbox.Inflight
+	queue           *outbox.Queue
 	inboundQoS2     map[uint16]struct{} // QoS 2 packet ids received, PUBREL not yet
 	expiry          uint32              // session expiry interval, seconds
 	expiryAtConnect uint32
@@ -61,7 +61,7 @@ func newClientState(s *Server, id string) *clientState {
 		id:    id,
 		srv:   s,
 		subs:  make(map[string]subRef),
-		queue: session.NewQueue(s.lim.MaxQueuedMessages),
+		queue: outbox.NewQueue(s.lim.MaxQueuedMessages),
 	}
 }
 
@@ -77,7 +77,7 @@ func (st *clientState) getPrincipal() Principal {
 // endLocked ends the session: subscriptions leave the index, queued and
 // inflight messages are dropped, a pending will is returned for publishing.
 // Caller holds Server.mu and st.mu.
-func (st *clientState) endLocked() *session.Message {
+func (st *clientState) endLocked() *outbox.Message {
 	if st.ended {
 		return nil
 	}
@@ -97,7 +97,7 @@ func (st *clientState) endLocked() *session.Message {
 		delete(st.srv.sessions, st.id)
 	}
 	st.journal.drop() // its will too
-	var will *session.Message
+	var will *outbox.Message
 	if st.will != nil {
 		st.will.stop()
 		will = st.will.msg

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
 
@@ -82,7 +82,7 @@ func (c *client) subscribed(sp *packets.Subscribe, codes []packets.ReasonCode, p
 
 	now := time.Now()
 	for _, rp := range replays {
-		s.retained.Match(rp.filter, func(t string, m *session.Message) bool {
+		s.retained.Match(rp.filter, func(t string, m *outbox.Message) bool {
 			if m.Expired(now.UnixNano()) {
 				s.retained.Delete(t)
 				return true

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 )
 
 // sysLoop publishes $SYS/broker/... statistics, retained, every interval,
@@ -48,7 +48,7 @@ func (s *Server) publishSys() {
 	}
 	now := time.Now()
 	for _, v := range values {
-		m := &session.Message{Topic: v.topic, Payload: []byte(v.value), Retain: true, Created: now.UnixNano()}
+		m := &outbox.Message{Topic: v.topic, Payload: []byte(v.value), Retain: true, Created: now.UnixNano()}
 		s.publishMessage(nil, m, now)
 	}
 }

@@ -4,13 +4,13 @@ import (
 	"time"
 
 	"github.com/fleetmq/fleetmq/broker/authz"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/store"
 )
 
 type pendingWill struct {
-	msg   *session.Message
+	msg   *outbox.Message
 	timer *time.Timer   // nil until armed (a restored will: at Serve)
 	left  time.Duration // a restored will's delay, from when it is armed
 }
@@ -26,14 +26,14 @@ func (pw *pendingWill) stop() {
 func (s *Server) detach(c *client) {
 	st := c.st
 	now := time.Now()
-	var wills []*session.Message
+	var wills []*outbox.Message
 
 	s.mu.Lock()
 	st.mu.Lock()
 	if st.client == c {
 		st.client = nil
 		st.connected.Store(false)
-		var will *session.Message
+		var will *outbox.Message
 		if c.will != nil && !c.life.normalClose.Load() && !s.closing {
 			will = willMessage(c, now)
 		}
@@ -81,7 +81,7 @@ func (s *Server) detach(c *client) {
 func (s *Server) expire(st *clientState) {
 	s.mu.Lock()
 	st.mu.Lock()
-	var will *session.Message
+	var will *outbox.Message
 	if st.client == nil && !st.ended {
 		will = st.endLocked()
 	}
@@ -107,7 +107,7 @@ func (s *Server) fireWill(st *clientState, pw *pendingWill) {
 	}
 }
 
-func (s *Server) publishWill(st *clientState, m *session.Message, now time.Time) {
+func (s *Server) publishWill(st *clientState, m *outbox.Message, now time.Time) {
 	var p Principal
 	if box := st.principal.Load(); box != nil {
 		p = box.p
@@ -126,10 +126,10 @@ func (s *Server) publishWill(st *clientState, m *session.Message, now time.Time)
 	s.publishMessage(st, m, now)
 }
 
-func willMessage(c *client, now time.Time) *session.Message {
+func willMessage(c *client, now time.Time) *outbox.Message {
 	w := c.will
 	p := packets.Publish{QoS: w.QoS, Retain: w.Retain, Topic: bytesOf(w.Topic), Payload: w.Payload, Props: w.Props}
-	return session.NewMessage(&p, w.Topic, c.id, now)
+	return outbox.NewMessage(&p, w.Topic, c.id, now)
 }
 
 // persistWillLocked stores the will of the connection attaching to a
@@ -161,7 +161,7 @@ func (st *clientState) persistWillLocked(p Principal) {
 // its owner is unknown or disabled now), and the message to publish, its
 // expiry counted from now. The owner's password is not checked again: it
 // was at the CONNECT that gave the will.
-func (s *Server) restoredWillPublisher(st *clientState, m *session.Message, now time.Time) (Principal, *session.Message) {
+func (s *Server) restoredWillPublisher(st *clientState, m *outbox.Message, now time.Time) (Principal, *outbox.Message) {
 	st.mu.Lock()
 	owner := st.restoredWill
 	st.mu.Unlock()

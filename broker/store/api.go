@@ -3,7 +3,7 @@ package store
 import (
 	"encoding/binary"
 
-	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
 
@@ -60,7 +60,7 @@ func (b *Bolt) DeleteWill(clientID string) {
 	b.submit(op{kind: opDelete, bucket: bWills, key: clientKey(nil, clientID)})
 }
 
-func (b *Bolt) SetRetained(m *session.Message) {
+func (b *Bolt) SetRetained(m *outbox.Message) {
 	b.submit(op{kind: opPut, bucket: bRetained, key: []byte(m.Topic), val: encodeRetained(m)})
 }
 

@@ -3,7 +3,7 @@ package store_test
 import (
 	"testing"
 
-	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/store"
 )
 
@@ -22,7 +22,7 @@ func BenchmarkCommit64(b *testing.B) {
 	for range b.N {
 		for range 64 {
 			seq++
-			st.PutDelivery("sub", store.Delivery{Delivery: session.Delivery{Msg: m, QoS: 1, Seq: seq}})
+			st.PutDelivery("sub", store.Delivery{Delivery: outbox.Delivery{Msg: m, QoS: 1, Seq: seq}})
 			if seq > 64 {
 				st.DeleteDelivery("sub", seq-64)
 			}

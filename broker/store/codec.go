@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
 
@@ -31,8 +31,8 @@ const recordV1 = 1
 // Delivery states in a record.
 const (
 	stateQueued    = 0
-	stateAwaitAck  = 1 // session.AwaitAck + 1
-	stateAwaitComp = 2 // session.AwaitComp + 1
+	stateAwaitAck  = 1 // outbox.AwaitAck + 1
+	stateAwaitComp = 2 // outbox.AwaitComp + 1
 )
 
 var errShort = errors.New("record too short")
@@ -190,7 +190,7 @@ func decodeSubscription(v []byte) (topic.Subscription, error) {
 	return sub, r.err
 }
 
-func appendMessage(b []byte, m *session.Message) []byte {
+func appendMessage(b []byte, m *outbox.Message) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(m.ExpiresAt))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Created))
 	b = appendStr(b, m.Origin)
@@ -201,7 +201,7 @@ func appendMessage(b []byte, m *session.Message) []byte {
 	return p.Append(b, packets.V5)
 }
 
-func (r *reader) message() *session.Message {
+func (r *reader) message() *outbox.Message {
 	expiresAt := int64(r.u64())
 	created := int64(r.u64())
 	origin := r.str()
@@ -222,9 +222,9 @@ func (r *reader) message() *session.Message {
 		return nil
 	}
 	r.b = r.b[n:]
-	m := &session.Message{
+	m := &outbox.Message{
 		Topic: string(p.Topic), Payload: append([]byte(nil), p.Payload...),
-		QoS: p.QoS, Retain: p.Retain, Props: session.ForwardedProps(&p.Props),
+		QoS: p.QoS, Retain: p.Retain, Props: outbox.ForwardedProps(&p.Props),
 		ExpiresAt: expiresAt, Origin: origin, Created: created,
 	}
 	return m
@@ -288,13 +288,13 @@ func decodeDelivery(v []byte) (Delivery, error) {
 	return d, nil
 }
 
-func encodeRetained(m *session.Message) []byte {
+func encodeRetained(m *outbox.Message) []byte {
 	b := make([]byte, 0, 48+len(m.Topic)+len(m.Payload)+len(m.Origin))
 	b = append(b, recordV1)
 	return appendMessage(b, m)
 }
 
-func decodeRetained(v []byte) (*session.Message, error) {
+func decodeRetained(v []byte) (*outbox.Message, error) {
 	r := reader{b: v}
 	r.version()
 	m := r.message()

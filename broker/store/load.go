@@ -12,7 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 )
 
 // What Open reads back: the log segments a previous run left are replayed
@@ -113,7 +113,7 @@ func (b *Bolt) load(now time.Time) (err error) {
 			if len(rest) != 8 || binary.BigEndian.Uint64(rest) != d.Seq {
 				return false, errors.New("key does not match the record's sequence number")
 			}
-			if d.Msg.Expired(ns) && d.State != session.AwaitComp {
+			if d.Msg.Expired(ns) && d.State != outbox.AwaitComp {
 				return false, nil
 			}
 			s.Deliveries = append(s.Deliveries, d)

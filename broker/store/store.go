@@ -18,7 +18,7 @@ package store
 import (
 	"errors"
 
-	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
 
@@ -65,7 +65,7 @@ type Store interface {
 	SaveWill(clientID string, w Will)
 	DeleteWill(clientID string)
 	// SetRetained stores m as its topic's retained message.
-	SetRetained(m *session.Message)
+	SetRetained(m *outbox.Message)
 	DeleteRetained(topic string)
 
 	// BeginGroup starts a group: the writes queued from now until
@@ -89,7 +89,7 @@ type Group uint64
 // Snapshot is the store's content at open.
 type Snapshot struct {
 	Sessions []*Session
-	Retained []*session.Message
+	Retained []*outbox.Message
 }
 
 // Session is one persistent session as stored.
@@ -111,7 +111,7 @@ type Session struct {
 type Will struct {
 	// Msg is the message; its ExpiresAt is 0, the expiry counting from
 	// publication (ExpiryInterval).
-	Msg            *session.Message
+	Msg            *outbox.Message
 	ExpiryInterval uint32 // seconds; 0 never expires
 	Delay          uint32 // will delay interval, seconds
 	// Username is who connected with the will, so publishing it after a
@@ -129,9 +129,9 @@ type Subscription struct {
 
 // Delivery is a message owed to a session and where its handshake stands.
 type Delivery struct {
-	session.Delivery
+	outbox.Delivery
 	// Inflight is true once a PUBLISH went out with PacketID; State is then
-	// session.AwaitAck or session.AwaitComp.
+	// outbox.AwaitAck or outbox.AwaitComp.
 	Inflight bool
 	State    byte
 	PacketID uint16

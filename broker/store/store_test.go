@@ -13,8 +13,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
-	"github.com/fleetmq/fleetmq/broker/session"
 	"github.com/fleetmq/fleetmq/broker/store"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
@@ -53,12 +53,12 @@ func load(t *testing.T, b *store.Bolt) *store.Snapshot {
 	return snap
 }
 
-func message(topic, payload string, qos byte) *session.Message {
+func message(topic, payload string, qos byte) *outbox.Message {
 	p := packets.Publish{QoS: qos, Topic: []byte(topic), Payload: []byte(payload)}
 	p.Props.ContentType = "text/plain"
 	p.Props.User = []packets.UserProperty{{Key: "k", Value: "v"}}
 	p.Props.CorrelationData = []byte{1, 2, 3}
-	return session.NewMessage(&p, topic, "pub-1", time.Unix(100, 0))
+	return outbox.NewMessage(&p, topic, "pub-1", time.Unix(100, 0))
 }
 
 // TestRoundTrip writes every kind of record and reads it back after a
@@ -106,10 +106,10 @@ func writeEveryKind(t *testing.T, b *store.Bolt) (check func(*testing.T, *store.
 	b.SaveSubscription("c1", "$share/g/a/+", sub)
 	b.SaveSubscription("c1", "gone", topic.Subscription{Filter: "gone", QoS: 1})
 	b.DeleteSubscription("c1", "gone")
-	b.PutDelivery("c1", store.Delivery{Delivery: session.Delivery{Msg: m1, QoS: 1, Seq: 1}, Inflight: true, State: session.AwaitAck, PacketID: 11})
-	b.PutDelivery("c1", store.Delivery{Delivery: session.Delivery{Msg: m2, QoS: 2, Retain: true, SubIDs: []uint32{7, 300}, Seq: 2}, Inflight: true, State: session.AwaitComp, PacketID: 12})
-	b.PutDelivery("c1", store.Delivery{Delivery: session.Delivery{Msg: m3, QoS: 2, Seq: 3}})
-	b.PutDelivery("c1", store.Delivery{Delivery: session.Delivery{Msg: m3, QoS: 1, Seq: 4}})
+	b.PutDelivery("c1", store.Delivery{Delivery: outbox.Delivery{Msg: m1, QoS: 1, Seq: 1}, Inflight: true, State: outbox.AwaitAck, PacketID: 11})
+	b.PutDelivery("c1", store.Delivery{Delivery: outbox.Delivery{Msg: m2, QoS: 2, Retain: true, SubIDs: []uint32{7, 300}, Seq: 2}, Inflight: true, State: outbox.AwaitComp, PacketID: 12})
+	b.PutDelivery("c1", store.Delivery{Delivery: outbox.Delivery{Msg: m3, QoS: 2, Seq: 3}})
+	b.PutDelivery("c1", store.Delivery{Delivery: outbox.Delivery{Msg: m3, QoS: 1, Seq: 4}})
 	b.DeleteDelivery("c1", 4)
 	b.SaveInboundQoS2("c1", 5)
 	b.SaveInboundQoS2("c1", 6)
@@ -137,7 +137,7 @@ func writeEveryKind(t *testing.T, b *store.Bolt) (check func(*testing.T, *store.
 	}
 }
 
-func checkEveryKind(t *testing.T, snap *store.Snapshot, sub topic.Subscription, ret, m1, m2, m3 *session.Message, will store.Will) {
+func checkEveryKind(t *testing.T, snap *store.Snapshot, sub topic.Subscription, ret, m1, m2, m3 *outbox.Message, will store.Will) {
 	t.Helper()
 	for _, s := range snap.Sessions {
 		switch {
@@ -167,9 +167,9 @@ func checkEveryKind(t *testing.T, snap *store.Snapshot, sub topic.Subscription, 
 		t.Fatalf("got %d deliveries, want 3", len(s.Deliveries))
 	}
 	want := []store.Delivery{
-		{Delivery: session.Delivery{Msg: m1, QoS: 1, Seq: 1}, Inflight: true, State: session.AwaitAck, PacketID: 11},
-		{Delivery: session.Delivery{Msg: m2, QoS: 2, Retain: true, SubIDs: []uint32{7, 300}, Seq: 2}, Inflight: true, State: session.AwaitComp, PacketID: 12},
-		{Delivery: session.Delivery{Msg: m3, QoS: 2, Seq: 3}},
+		{Delivery: outbox.Delivery{Msg: m1, QoS: 1, Seq: 1}, Inflight: true, State: outbox.AwaitAck, PacketID: 11},
+		{Delivery: outbox.Delivery{Msg: m2, QoS: 2, Retain: true, SubIDs: []uint32{7, 300}, Seq: 2}, Inflight: true, State: outbox.AwaitComp, PacketID: 12},
+		{Delivery: outbox.Delivery{Msg: m3, QoS: 2, Seq: 3}},
 	}
 	for i := range want {
 		if !reflect.DeepEqual(s.Deliveries[i], want[i]) {
@@ -237,10 +237,10 @@ func TestPurgeAtOpen(t *testing.T) {
 	live := message("e/2", "new", 1)
 	b.SaveSession("gone", 10, now.Add(-11*time.Second).UnixNano())
 	b.SaveSubscription("gone", "a", topic.Subscription{Filter: "a", QoS: 1})
-	b.PutDelivery("gone", store.Delivery{Delivery: session.Delivery{Msg: live, QoS: 1, Seq: 1}})
+	b.PutDelivery("gone", store.Delivery{Delivery: outbox.Delivery{Msg: live, QoS: 1, Seq: 1}})
 	b.SaveSession("kept", 10, now.Add(-5*time.Second).UnixNano())
-	b.PutDelivery("kept", store.Delivery{Delivery: session.Delivery{Msg: expired, QoS: 1, Seq: 1}})
-	b.PutDelivery("kept", store.Delivery{Delivery: session.Delivery{Msg: live, QoS: 1, Seq: 2}})
+	b.PutDelivery("kept", store.Delivery{Delivery: outbox.Delivery{Msg: expired, QoS: 1, Seq: 1}})
+	b.PutDelivery("kept", store.Delivery{Delivery: outbox.Delivery{Msg: live, QoS: 1, Seq: 2}})
 	b.SaveSubscription("orphan", "a", topic.Subscription{Filter: "a", QoS: 1})
 	expiredRet := message("r/old", "x", 0)
 	expiredRet.ExpiresAt = expired.ExpiresAt

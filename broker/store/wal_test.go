@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmq/fleetmq/broker/session"
+	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/store"
 	"github.com/fleetmq/fleetmq/broker/topic"
 )
@@ -227,7 +227,7 @@ func TestLogBounded(t *testing.T) {
 	m := message("q/1", strings.Repeat("x", 100), 1)
 	b.SaveSession("sub", 60, 0)
 	for seq := uint64(1); seq <= 3000; seq++ {
-		b.PutDelivery("sub", store.Delivery{Delivery: session.Delivery{Msg: m, QoS: 1, Seq: seq}})
+		b.PutDelivery("sub", store.Delivery{Delivery: outbox.Delivery{Msg: m, QoS: 1, Seq: seq}})
 		if seq > 10 {
 			b.DeleteDelivery("sub", seq-10)
 		}

@@ -1,7 +1,9 @@
-// Package session holds the per-client state a broker keeps between
-// connections: the messages owed to a client, in order, bounded, with their
-// QoS handshake state. It knows nothing of sockets.
-package session
+// Package outbox holds what the broker owes one client: the messages kept
+// for it, in order, in a bounded queue, and the inflight window of QoS 1/2
+// deliveries with their packet ids and handshake state. Message is also how
+// the broker keeps a retained message. It knows nothing of sockets or
+// sessions' lifetimes.
+package outbox
 
 import (
 	"time"

@@ -1,4 +1,4 @@
-package session
+package outbox
 
 // Outbound QoS handshake states of an inflight delivery.
 const (

@@ -1,4 +1,4 @@
-package session
+package outbox
 
 // Delivery is one message owed to one session, with what its subscription
 // made of it.
