@@ -236,8 +236,9 @@ type outgoing struct {
 }
 
 // sendPublish writes a QoS 0 PUBLISH unless the client is too far behind,
-// in which case it is dropped and counted (QoS 0 goes first). force skips
-// the backlog check.
+// in which case it is dropped and counted (QoS 0 goes first). Without
+// checkBacklog it is written however far behind the client is (a queued
+// QoS 0 delivery that already waited its turn).
 func (c *client) sendPublish(o *outgoing, now int64, checkBacklog bool) bool {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()

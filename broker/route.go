@@ -189,7 +189,7 @@ func (s *Server) retain(r *routed) {
 	s.retained.Set(string(r.topic), r.message())
 }
 
-// internalPublish routes a message the broker itself originates (wills,
+// publishMessage routes a message the broker itself originates (wills,
 // $SYS) through the same path as a client's.
 func (s *Server) publishMessage(origin *clientState, m *outbox.Message, now time.Time) int {
 	r := routed{

@@ -45,10 +45,10 @@ type Server struct {
 	storeOnce sync.Once
 	// restoredWills are sessions restored with a will; their delay timers
 	// start with the first Serve or ServeConn, once the auth rules that
-	// authorize publishing them are loaded (persist.go).
+	// authorize publishing them are loaded (will.go).
 	restoredWills []*clientState
 	willsOnce     sync.Once
-	retainMu      sync.Mutex // orders retained writes to the store (persist.go)
+	retainMu      sync.Mutex // orders retained writes to the store (route.go)
 
 	// mu guards sessions, clients, listeners and closing. It is taken on
 	// connect, disconnect and reload, never on the publish path.
