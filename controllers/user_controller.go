@@ -136,23 +136,3 @@ func brokerNotFound(ctx context.Context, c client.Client, obj client.Object, con
 	}
 	return nil
 }
-
-// ACLReconciler reports ACLs whose Broker is missing; the Broker compiles
-// the rest.
-type ACLReconciler struct {
-	client.Client
-}
-
-// Reconcile sets BrokerNotFound when the ACL's Broker is missing.
-func (r *ACLReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	var a mqttv1alpha1.ACL
-	if err := r.Get(ctx, req.NamespacedName, &a); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	var b mqttv1alpha1.Broker
-	err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.BrokerRef.Name}, &b)
-	if apierrors.IsNotFound(err) {
-		return ctrl.Result{}, brokerNotFound(ctx, r.Client, &a, &a.Status.Conditions, &a.Status.ObservedGeneration, a.Spec.BrokerRef.Name)
-	}
-	return ctrl.Result{}, err
-}
