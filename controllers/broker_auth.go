@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,23 +22,6 @@ import (
 	"github.com/fleetmq/fleetmq/internal/authsync"
 	"github.com/fleetmq/fleetmq/internal/resource"
 )
-
-// PodResolver finds the admin API address (host:port) of a broker pod. The
-// default uses the pod IP; tests point it at brokers on loopback.
-type PodResolver interface {
-	AdminAddress(pod *corev1.Pod) (string, bool)
-}
-
-// PodIPResolver addresses a pod by its IP and the admin port.
-type PodIPResolver struct{}
-
-// AdminAddress returns podIP:8081.
-func (PodIPResolver) AdminAddress(pod *corev1.Pod) (string, bool) {
-	if pod.Status.PodIP == "" {
-		return "", false
-	}
-	return net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(resource.AdminPort)), true
-}
 
 // Field indexes on Users and ACLs.
 const (
