@@ -26,7 +26,7 @@ func (r *ACLReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	var b mqttv1alpha1.Broker
 	err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.BrokerRef.Name}, &b)
 	if apierrors.IsNotFound(err) {
-		return ctrl.Result{}, brokerNotFound(ctx, r.Client, &a, &a.Status.Conditions, &a.Status.ObservedGeneration, a.Spec.BrokerRef.Name)
+		return ctrl.Result{}, brokerNotFound(ctx, r.Client, &a)
 	}
 	return ctrl.Result{}, err
 }

@@ -10,10 +10,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -29,22 +26,31 @@ const (
 	indexUserSecret = "passwordSecretName"
 )
 
+// usersAndACLs lists the Users and ACLs that refer to b, from the cache.
+func (r *BrokerReconciler) usersAndACLs(ctx context.Context, b *mqttv1alpha1.Broker) ([]mqttv1alpha1.User, []mqttv1alpha1.ACL, error) {
+	var users mqttv1alpha1.UserList
+	if err := r.List(ctx, &users, client.InNamespace(b.Namespace), client.MatchingFields{indexBrokerRef: b.Name}); err != nil {
+		return nil, nil, fmt.Errorf("list Users: %w", err)
+	}
+	var acls mqttv1alpha1.ACLList
+	if err := r.List(ctx, &acls, client.InNamespace(b.Namespace), client.MatchingFields{indexBrokerRef: b.Name}); err != nil {
+		return nil, nil, fmt.Errorf("list ACLs: %w", err)
+	}
+	return users.Items, acls.Items, nil
+}
+
 // reconcileAuthBundle compiles every User and ACL of b into the bundle and
 // writes the auth Secret when its content changed. The Secret is the
 // durable copy: a pod that restarts while the operator is down starts with
 // the right users.
 func (r *BrokerReconciler) reconcileAuthBundle(ctx context.Context, b *mqttv1alpha1.Broker) (*authsync.Result, error) {
-	var users mqttv1alpha1.UserList
-	if err := r.List(ctx, &users, client.InNamespace(b.Namespace), client.MatchingFields{indexBrokerRef: b.Name}); err != nil {
-		return nil, fmt.Errorf("list Users: %w", err)
-	}
-	var acls mqttv1alpha1.ACLList
-	if err := r.List(ctx, &acls, client.InNamespace(b.Namespace), client.MatchingFields{indexBrokerRef: b.Name}); err != nil {
-		return nil, fmt.Errorf("list ACLs: %w", err)
+	users, acls, err := r.usersAndACLs(ctx, b)
+	if err != nil {
+		return nil, err
 	}
 	secrets := map[string]*corev1.Secret{}
-	for i := range users.Items {
-		name := passwordSecretName(&users.Items[i])
+	for i := range users {
+		name := passwordSecretName(&users[i])
 		if _, seen := secrets[name]; seen {
 			continue
 		}
@@ -61,7 +67,7 @@ func (r *BrokerReconciler) reconcileAuthBundle(ctx context.Context, b *mqttv1alp
 
 	var authSecret corev1.Secret
 	var prev *authsync.State
-	err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: resource.AuthSecretName(b)}, &authSecret)
+	err = r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: resource.AuthSecretName(b)}, &authSecret)
 	switch {
 	case err == nil:
 		if data := authSecret.Data[resource.AuthStateKey]; len(data) > 0 {
@@ -77,7 +83,7 @@ func (r *BrokerReconciler) reconcileAuthBundle(ctx context.Context, b *mqttv1alp
 	}
 
 	res, err := authsync.Compile(authsync.Input{
-		Broker: b, Users: users.Items, ACLs: acls.Items, Secrets: secrets,
+		Broker: b, Users: users, ACLs: acls, Secrets: secrets,
 		Previous: prev, HashPassword: r.HashPassword,
 	})
 	if err != nil {
@@ -197,90 +203,6 @@ func (r *BrokerReconciler) rebase(ctx context.Context, b *mqttv1alpha1.Broker, r
 	}
 	log.FromContext(ctx).Info("Broker pod is ahead of the operator's auth state; recompiling above it", "podRevision", ahead)
 	return apply(ctx, r.Client, r.Scheme, b, resource.AuthSecret(b, res.BundleJSON, state))
-}
-
-// updateObjectStatuses sets Ready on each User and ACL of b: true once
-// every ready pod applied a revision containing the object as it is now.
-func (r *BrokerReconciler) updateObjectStatuses(ctx context.Context, b *mqttv1alpha1.Broker, st *brokerState) error {
-	minApplied := int64(-1)
-	for _, p := range st.pods {
-		if p.Ready && (minApplied < 0 || p.AppliedRevision < minApplied) {
-			minApplied = p.AppliedRevision
-		}
-	}
-	var errs []error
-	var users mqttv1alpha1.UserList
-	if err := r.List(ctx, &users, client.InNamespace(b.Namespace), client.MatchingFields{indexBrokerRef: b.Name}); err != nil {
-		return fmt.Errorf("list Users: %w", err)
-	}
-	for i := range users.Items {
-		u := &users.Items[i]
-		os, ok := st.auth.Users[u.Name]
-		if !ok {
-			continue
-		}
-		orig := u.DeepCopy()
-		u.Status.Username = os.Username
-		u.Status.SecretName = os.SecretName
-		u.Status.AppliedRevision = appliedFor(os, minApplied)
-		setObjectReady(&u.Status.Conditions, u.Generation, os, minApplied)
-		u.Status.ObservedGeneration = u.Generation
-		if !equality.Semantic.DeepEqual(orig.Status, u.Status) {
-			if err := r.Status().Patch(ctx, u, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("patch User %s status: %w", u.Name, err))
-			}
-		}
-	}
-	var acls mqttv1alpha1.ACLList
-	if err := r.List(ctx, &acls, client.InNamespace(b.Namespace), client.MatchingFields{indexBrokerRef: b.Name}); err != nil {
-		return fmt.Errorf("list ACLs: %w", err)
-	}
-	for i := range acls.Items {
-		a := &acls.Items[i]
-		os, ok := st.auth.ACLs[a.Name]
-		if !ok {
-			continue
-		}
-		orig := a.DeepCopy()
-		a.Status.RuleCount = os.RuleCount
-		a.Status.AppliedRevision = appliedFor(os, minApplied)
-		setObjectReady(&a.Status.Conditions, a.Generation, os, minApplied)
-		a.Status.ObservedGeneration = a.Generation
-		if !equality.Semantic.DeepEqual(orig.Status, a.Status) {
-			if err := r.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("patch ACL %s status: %w", a.Name, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// appliedFor is the revision every ready pod applied, when it contains the
-// object; 0 otherwise.
-func appliedFor(os authsync.ObjectStatus, minApplied int64) int64 {
-	if os.Included && minApplied >= os.IncludedRevision {
-		return minApplied
-	}
-	return 0
-}
-
-func setObjectReady(conds *[]metav1.Condition, gen int64, os authsync.ObjectStatus, minApplied int64) {
-	c := metav1.Condition{Type: mqttv1alpha1.ConditionReady, Status: metav1.ConditionFalse, ObservedGeneration: gen}
-	switch {
-	case !os.Included:
-		c.Reason, c.Message = os.Reason, os.Message
-	case minApplied < 0:
-		c.Reason = mqttv1alpha1.ReasonPending
-		c.Message = fmt.Sprintf("in auth revision %d; no broker pod is ready to apply it", os.IncludedRevision)
-	case minApplied < os.IncludedRevision:
-		c.Reason = mqttv1alpha1.ReasonPending
-		c.Message = fmt.Sprintf("in auth revision %d; broker pods applied %d so far", os.IncludedRevision, minApplied)
-	default:
-		c.Status = metav1.ConditionTrue
-		c.Reason = mqttv1alpha1.ReasonSynced
-		c.Message = fmt.Sprintf("applied by every ready broker pod (revision %d)", minApplied)
-	}
-	meta.SetStatusCondition(conds, c)
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
@@ -223,14 +222,11 @@ func markedBrokerNotFound() predicate.Predicate {
 		DeleteFunc:  func(event.DeleteEvent) bool { return false },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			var conds []metav1.Condition
-			switch o := e.ObjectNew.(type) {
-			case *mqttv1alpha1.User:
-				conds = o.Status.Conditions
-			case *mqttv1alpha1.ACL:
-				conds = o.Status.Conditions
+			s, ok := statusOf(e.ObjectNew)
+			if !ok {
+				return false
 			}
-			c := meta.FindStatusCondition(conds, mqttv1alpha1.ConditionReady)
+			c := meta.FindStatusCondition(*s.conditions, mqttv1alpha1.ConditionReady)
 			return c != nil && c.Reason == mqttv1alpha1.ReasonBrokerNotFound
 		},
 	}

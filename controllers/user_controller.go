@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -48,7 +47,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	var b mqttv1alpha1.Broker
 	err := r.Get(ctx, types.NamespacedName{Namespace: u.Namespace, Name: u.Spec.BrokerRef.Name}, &b)
 	if apierrors.IsNotFound(err) {
-		return ctrl.Result{}, brokerNotFound(ctx, r.Client, &u, &u.Status.Conditions, &u.Status.ObservedGeneration, u.Spec.BrokerRef.Name)
+		return ctrl.Result{}, brokerNotFound(ctx, r.Client, &u)
 	}
 	if err != nil {
 		return ctrl.Result{}, err
@@ -119,20 +118,4 @@ func ensureSecretLabelled(ctx context.Context, c client.Client, reader client.Re
 		return false, fmt.Errorf("label Secret %s: %w", name, err)
 	}
 	return true, nil
-}
-
-// brokerNotFound records that obj refers to a Broker missing from its
-// namespace. When the Broker appears, its reconciler takes over the status.
-func brokerNotFound(ctx context.Context, c client.Client, obj client.Object, conds *[]metav1.Condition, observed *int64, broker string) error {
-	orig := obj.DeepCopyObject().(client.Object)
-	meta.SetStatusCondition(conds, metav1.Condition{
-		Type: mqttv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: mqttv1alpha1.ReasonBrokerNotFound,
-		Message:            fmt.Sprintf("Broker %q not found in namespace %s", broker, obj.GetNamespace()),
-		ObservedGeneration: obj.GetGeneration(),
-	})
-	*observed = obj.GetGeneration()
-	if err := c.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("patch status: %w", err)
-	}
-	return nil
 }
