@@ -219,7 +219,7 @@ func passwordSecretName(u *mqttv1alpha1.User) string {
 	if ref := u.Spec.PasswordSecretRef; ref != nil {
 		return ref.Name
 	}
-	return resource.UserSecretName(u)
+	return mqttv1alpha1.CredentialsSecretName(u.Name)
 }
 
 // revisionOf reads the revision out of a bundle, 0 when unreadable.

@@ -222,15 +222,15 @@ func TestBrokerNotFoundThenCreated(t *testing.T) {
 	waitACLReady(t, ns, "early-acl", metav1.ConditionFalse, mqttv1alpha1.ReasonBrokerNotFound)
 	// No credentials are generated for a Broker that does not exist.
 	var s corev1.Secret
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "early-mqtt-credentials"}, &s); err == nil {
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: mqttv1alpha1.CredentialsSecretName("early")}, &s); err == nil {
 		t.Errorf("credentials Secret generated before the Broker exists")
 	}
 
 	create(t, newBroker(ns, "late"))
 	// Without pods, included objects wait for one: Pending.
 	u = waitUserReady(t, ns, "early", metav1.ConditionFalse, mqttv1alpha1.ReasonPending)
-	if u.Status.SecretName != "early-mqtt-credentials" || u.Status.Username != "early" {
-		t.Errorf("User status: secretName %q username %q, want early-mqtt-credentials, early", u.Status.SecretName, u.Status.Username)
+	if want := mqttv1alpha1.CredentialsSecretName("early"); u.Status.SecretName != want || u.Status.Username != "early" {
+		t.Errorf("User status: secretName %q username %q, want %s, early", u.Status.SecretName, u.Status.Username, want)
 	}
 	a := waitACLReady(t, ns, "early-acl", metav1.ConditionFalse, mqttv1alpha1.ReasonPending)
 	if a.Status.RuleCount != 1 {

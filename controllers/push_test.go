@@ -13,7 +13,6 @@ import (
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
 	"github.com/fleetmq/fleetmq/broker/authz"
-	"github.com/fleetmq/fleetmq/internal/resource"
 )
 
 // The operator's bundle reaches a real fleetmq-broker: at start through the
@@ -72,11 +71,11 @@ func TestPushToRealBroker(t *testing.T) {
 
 	// MQTT with the generated credentials.
 	var creds corev1.Secret
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "alice-mqtt-credentials"}, &creds); err != nil {
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: mqttv1alpha1.CredentialsSecretName("alice")}, &creds); err != nil {
 		t.Fatal(err)
 	}
-	username := string(creds.Data[resource.CredentialsUsernameKey])
-	password := string(creds.Data[resource.CredentialsPasswordKey])
+	username := string(creds.Data[mqttv1alpha1.CredentialsUsernameKey])
+	password := string(creds.Data[mqttv1alpha1.CredentialsPasswordKey])
 	if err := mqttConnectErr(p.MQTTAddr, username, "not-"+password); err == nil {
 		t.Errorf("CONNECT with a wrong password accepted")
 	}

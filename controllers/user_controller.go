@@ -65,11 +65,12 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	return ctrl.Result{}, r.ensureGeneratedSecret(ctx, &u, &b)
 }
 
-// ensureGeneratedSecret creates <user>-mqtt-credentials with a strong random
+// ensureGeneratedSecret creates the User's credentials Secret
+// (mqttv1alpha1.CredentialsSecretName) with a strong random
 // password the first time, and keeps its username/host/port keys current
 // without ever changing the password.
 func (r *UserReconciler) ensureGeneratedSecret(ctx context.Context, u *mqttv1alpha1.User, b *mqttv1alpha1.Broker) error {
-	name := resource.UserSecretName(u)
+	name := mqttv1alpha1.CredentialsSecretName(u.Name)
 	var cur corev1.Secret
 	err := r.Get(ctx, types.NamespacedName{Namespace: u.Namespace, Name: name}, &cur)
 	password := ""
@@ -78,7 +79,7 @@ func (r *UserReconciler) ensureGeneratedSecret(ctx context.Context, u *mqttv1alp
 		if !metav1.IsControlledBy(&cur, u) {
 			return fmt.Errorf("secret %s exists and is not owned by User %s: set spec.passwordSecretRef to use it", name, u.Name)
 		}
-		password = string(cur.Data["password"])
+		password = string(cur.Data[mqttv1alpha1.CredentialsPasswordKey])
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("get Secret %s: %w", name, err)
 	}

@@ -25,7 +25,7 @@ func TestUserGeneratedCredentials(t *testing.T) {
 	u := newUser(ns, "sensor-7", "acme", "", "sensors", "alpha")
 	create(t, u)
 
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sensor-7-mqtt-credentials"}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: mqttv1alpha1.CredentialsSecretName("sensor-7")}}
 	eventually(t, waitTimeout, "generated Secret", func() (bool, string) {
 		err := k8s.Get(ctx, client.ObjectKeyFromObject(s), s)
 		return err == nil, fmt.Sprint(err)
@@ -35,16 +35,16 @@ func TestUserGeneratedCredentials(t *testing.T) {
 		t.Errorf("generated Secret's controller = %+v, want User sensor-7 (uid %s)", owner, u.UID)
 	}
 	want := map[string]string{
-		resource.CredentialsUsernameKey: "sensor-7",
-		resource.CredentialsHostKey:     "acme." + ns + ".svc",
-		resource.CredentialsPortKey:     "1883",
+		mqttv1alpha1.CredentialsUsernameKey: "sensor-7",
+		mqttv1alpha1.CredentialsHostKey:     "acme." + ns + ".svc",
+		mqttv1alpha1.CredentialsPortKey:     "1883",
 	}
 	for k, v := range want {
 		if got := string(s.Data[k]); got != v {
 			t.Errorf("generated Secret %s = %q, want %q", k, got, v)
 		}
 	}
-	password := s.Data[resource.CredentialsPasswordKey]
+	password := s.Data[mqttv1alpha1.CredentialsPasswordKey]
 	if len(password) < 24 {
 		t.Errorf("generated password is %d bytes, want a strong random one", len(password))
 	}
@@ -79,7 +79,7 @@ func TestUserGeneratedCredentials(t *testing.T) {
 		return u != nil && slices.Equal(u.Groups, []string{"sensors"})
 	})
 	get(t, s)
-	if string(s.Data[resource.CredentialsPasswordKey]) != string(password) {
+	if string(s.Data[mqttv1alpha1.CredentialsPasswordKey]) != string(password) {
 		t.Errorf("generated password changed on a User update")
 	}
 	waitUserReady(t, ns, "sensor-7", metav1.ConditionFalse, mqttv1alpha1.ReasonPending)
@@ -111,13 +111,13 @@ func TestUsernameConflict(t *testing.T) {
 
 	var olderSecret corev1.Secret
 	eventually(t, waitTimeout, "older's Secret", func() (bool, string) {
-		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "z-older-mqtt-credentials"}, &olderSecret)
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: mqttv1alpha1.CredentialsSecretName("z-older")}, &olderSecret)
 		return err == nil, fmt.Sprint(err)
 	})
 	b := waitBundle(t, ns, "acme", "has exactly one user shared", func(b *authz.Bundle) bool {
 		return slices.Equal(bundleUsernames(b), []string{"shared"})
 	})
-	if ok, _ := authz.VerifyPassword(bundleUser(b, "shared").PasswordHash, olderSecret.Data["password"]); !ok {
+	if ok, _ := authz.VerifyPassword(bundleUser(b, "shared").PasswordHash, olderSecret.Data[mqttv1alpha1.CredentialsPasswordKey]); !ok {
 		t.Errorf("the bundle's user shared does not have the older User's password")
 	}
 
@@ -128,7 +128,7 @@ func TestUsernameConflict(t *testing.T) {
 	waitUserReady(t, ns, "a-newer", metav1.ConditionFalse, mqttv1alpha1.ReasonPending)
 	var newerSecret corev1.Secret
 	eventually(t, waitTimeout, "newer's Secret", func() (bool, string) {
-		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "a-newer-mqtt-credentials"}, &newerSecret)
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: mqttv1alpha1.CredentialsSecretName("a-newer")}, &newerSecret)
 		return err == nil, fmt.Sprint(err)
 	})
 	eventually(t, waitTimeout, "shared has the newer User's password", func() (bool, string) {
@@ -137,7 +137,7 @@ func TestUsernameConflict(t *testing.T) {
 		if u == nil {
 			return false, fmt.Sprint(bundleUsernames(b))
 		}
-		ok, _ := authz.VerifyPassword(u.PasswordHash, newerSecret.Data["password"])
+		ok, _ := authz.VerifyPassword(u.PasswordHash, newerSecret.Data[mqttv1alpha1.CredentialsPasswordKey])
 		return ok, fmt.Sprintf("revision %d", b.Revision)
 	})
 }

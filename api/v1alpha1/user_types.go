@@ -14,6 +14,27 @@ type BrokerReference struct {
 	Name string `json:"name"`
 }
 
+// The credentials Secret: for a User without spec.passwordSecretRef the
+// operator generates a Secret named CredentialsSecretName(user), owned by
+// the User, with what an application needs to connect to the Broker's
+// plain MQTT listener under these keys. Applications and GitOps tooling
+// read it, so its name and keys are API.
+const (
+	// CredentialsUsernameKey holds the username in force.
+	CredentialsUsernameKey = "username"
+	// CredentialsPasswordKey holds the generated password. It is also the
+	// default of SecretKeyReference.key (the marker cannot name a constant).
+	CredentialsPasswordKey = "password"
+	// CredentialsHostKey holds the DNS name of the Broker's client Service.
+	CredentialsHostKey = "host"
+	// CredentialsPortKey holds the plain MQTT listener's port, in decimal.
+	CredentialsPortKey = "port"
+)
+
+// CredentialsSecretName is the name of the credentials Secret the
+// operator generates for the User named user: <user>-mqtt-credentials.
+func CredentialsSecretName(user string) string { return user + "-mqtt-credentials" }
+
 // SecretKeyReference names a key of a Secret in the same namespace.
 type SecretKeyReference struct {
 	// name of the Secret.

@@ -19,16 +19,8 @@ import (
 	"github.com/fleetmq/fleetmq/broker/authz"
 )
 
-// GeneratedPasswordKey is the key of the generated credentials Secret that
-// holds the password.
-const GeneratedPasswordKey = "password"
-
 // maxMessageLen bounds ObjectStatus.Message (it ends up in a condition).
 const maxMessageLen = 1024
-
-// GeneratedSecretName is the Secret the operator generates for a User
-// without spec.passwordSecretRef.
-func GeneratedSecretName(userName string) string { return userName + "-mqtt-credentials" }
 
 // Input is everything Compile needs for one Broker.
 type Input struct {
@@ -196,9 +188,9 @@ func compileUsers(in Input, prev *State, res *Result, hashPassword func([]byte) 
 	var contribs []contribution
 	for _, u := range live {
 		username := cmp.Or(u.Spec.Username, u.Name)
-		secretName, secretKey := GeneratedSecretName(u.Name), GeneratedPasswordKey
+		secretName, secretKey := v1alpha1.CredentialsSecretName(u.Name), v1alpha1.CredentialsPasswordKey
 		if ref := u.Spec.PasswordSecretRef; ref != nil {
-			secretName, secretKey = ref.Name, cmp.Or(ref.Key, GeneratedPasswordKey)
+			secretName, secretKey = ref.Name, cmp.Or(ref.Key, v1alpha1.CredentialsPasswordKey)
 		}
 		st := ObjectStatus{Username: username, SecretName: secretName}
 		if holder, taken := holders[username]; taken {

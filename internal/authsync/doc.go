@@ -33,7 +33,8 @@
 //     username to a younger User, so holders never flip); the others get
 //     UsernameConflict naming the holder and are left out.
 //   - the password is the bytes of spec.passwordSecretRef's key, or of key
-//     "password" of the generated Secret "<user>-mqtt-credentials". A
+//     v1alpha1.CredentialsPasswordKey of the generated Secret
+//     v1alpha1.CredentialsSecretName ("<user>-mqtt-credentials"). A
 //     missing Secret, a missing key or an empty value is SecretNotFound and
 //     the User is left out (its clients lose access). Values are used as
 //     they are: a trailing newline is part of the password.

@@ -81,7 +81,7 @@ func newSecret(name string, kv ...string) *corev1.Secret {
 
 // generated is the operator-generated Secret of user holding password.
 func generated(user, password string) *corev1.Secret {
-	return newSecret(GeneratedSecretName(user), "username", user, "password", password)
+	return newSecret(v1alpha1.CredentialsSecretName(user), v1alpha1.CredentialsUsernameKey, user, v1alpha1.CredentialsPasswordKey, password)
 }
 
 func secrets(list ...*corev1.Secret) map[string]*corev1.Secret {

@@ -110,14 +110,6 @@ const (
 	DataDir = "/var/lib/fleetmq"
 )
 
-// Keys of a User's generated credentials Secret.
-const (
-	CredentialsUsernameKey = "username"
-	CredentialsPasswordKey = "password"
-	CredentialsHostKey     = "host"
-	CredentialsPortKey     = "port"
-)
-
 // Options are the operator-wide settings builders need.
 type Options struct {
 	// DefaultImage is the broker image of Brokers without spec.image (the
@@ -167,10 +159,6 @@ func PodDisruptionBudgetName(b *v1alpha1.Broker) string { return b.Name }
 
 // ServiceMonitorName is the broker's ServiceMonitor.
 func ServiceMonitorName(b *v1alpha1.Broker) string { return b.Name }
-
-// UserSecretName is the credentials Secret the operator generates for a User
-// without spec.passwordSecretRef.
-func UserSecretName(u *v1alpha1.User) string { return u.Name + "-mqtt-credentials" }
 
 // merge returns base with extra added; keys of base win.
 func merge(extra, base map[string]string) map[string]string {

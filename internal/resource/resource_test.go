@@ -61,8 +61,6 @@ func TestLabels(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	b := newBroker()
-	u := &v1alpha1.User{}
-	u.Name = "sensor-7"
 	tests := []struct {
 		name, got, want string
 	}{
@@ -72,7 +70,6 @@ func TestNames(t *testing.T) {
 		{"ServiceName", ServiceName(b), "acme"},
 		{"HeadlessServiceName", HeadlessServiceName(b), "acme-headless"},
 		{"StatefulSetName", StatefulSetName(b), "acme"},
-		{"UserSecretName", UserSecretName(u), "sensor-7-mqtt-credentials"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

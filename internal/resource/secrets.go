@@ -54,14 +54,15 @@ func AuthSecret(b *v1alpha1.Broker, bundle, state []byte) *corev1.Secret {
 }
 
 // UserCredentialsSecret is the Secret generated for a User without
-// spec.passwordSecretRef (name UserSecretName, in the User's namespace):
-// what an application needs to connect to the Broker's plain MQTT listener.
+// spec.passwordSecretRef (v1alpha1.CredentialsSecretName, in the User's
+// namespace): what an application needs to connect to the Broker's plain
+// MQTT listener, under the v1alpha1.Credentials*Key keys.
 // It carries LabelCredentials so the operator sees edits to it.
 func UserCredentialsSecret(u *v1alpha1.User, b *v1alpha1.Broker, username, password string) *corev1.Secret {
 	return &corev1.Secret{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      UserSecretName(u),
+			Name:      v1alpha1.CredentialsSecretName(u.Name),
 			Namespace: u.Namespace,
 			Labels: map[string]string{
 				LabelName:        appName,
@@ -74,10 +75,10 @@ func UserCredentialsSecret(u *v1alpha1.User, b *v1alpha1.Broker, username, passw
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{
-			CredentialsUsernameKey: []byte(username),
-			CredentialsPasswordKey: []byte(password),
-			CredentialsHostKey:     []byte(serviceHost(b)),
-			CredentialsPortKey:     []byte(strconv.Itoa(int(mqttPort(b)))),
+			v1alpha1.CredentialsUsernameKey: []byte(username),
+			v1alpha1.CredentialsPasswordKey: []byte(password),
+			v1alpha1.CredentialsHostKey:     []byte(serviceHost(b)),
+			v1alpha1.CredentialsPortKey:     []byte(strconv.Itoa(int(mqttPort(b)))),
 		},
 	}
 }

@@ -41,6 +41,9 @@ func TestAuthSecret(t *testing.T) {
 	}
 }
 
+// TestUserCredentialsSecret spells the Secret's name and keys out rather
+// than through v1alpha1's constants: applications depend on them, so a
+// change must fail here.
 func TestUserCredentialsSecret(t *testing.T) {
 	user := &v1alpha1.User{ObjectMeta: metav1.ObjectMeta{Name: "sensor-7", Namespace: "tenant-a"}}
 	tests := []struct {

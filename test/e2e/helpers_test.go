@@ -200,12 +200,12 @@ func newTenant(t testing.TB, ns string) *tenant {
 
 	tn := &tenant{ns: ns, broker: b.Name, user: u.Name, acl: a.Name, pod: b.Name + "-0"}
 	var creds corev1.Secret
-	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: u.Name + "-mqtt-credentials"}, &creds); err != nil {
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: mqttv1alpha1.CredentialsSecretName(u.Name)}, &creds); err != nil {
 		t.Fatalf("generated credentials Secret: %v", err)
 	}
-	tn.username = string(creds.Data[resource.CredentialsUsernameKey])
-	tn.password = string(creds.Data[resource.CredentialsPasswordKey])
-	port := string(creds.Data[resource.CredentialsPortKey])
+	tn.username = string(creds.Data[mqttv1alpha1.CredentialsUsernameKey])
+	tn.password = string(creds.Data[mqttv1alpha1.CredentialsPasswordKey])
+	port := string(creds.Data[mqttv1alpha1.CredentialsPortKey])
 	if tn.username == "" || len(tn.password) < 16 || port == "" {
 		t.Fatalf("credentials Secret %s: username %q, password of %d bytes, port %q", creds.Name, tn.username, len(tn.password), port)
 	}

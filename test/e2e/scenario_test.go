@@ -139,9 +139,9 @@ func TestScenario(t *testing.T) {
 
 	// ---- rotating the password cuts the old sessions ----
 	newPassword := "rotated-" + randName() + randName() + randName()
-	creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: acme.ns, Name: acme.user + "-mqtt-credentials"}}
+	creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: acme.ns, Name: mqttv1alpha1.CredentialsSecretName(acme.user)}}
 	edit(t, creds, func(s *corev1.Secret) {
-		s.Data[resource.CredentialsPasswordKey] = []byte(newPassword)
+		s.Data[mqttv1alpha1.CredentialsPasswordKey] = []byte(newPassword)
 	})
 	if code := dev.waitCut(t, "the password rotation"); code != codeNotAuthorized {
 		t.Errorf("MQTT 5 client cut after the rotation with DISCONNECT %#x, want %#x", code, codeNotAuthorized)
