@@ -20,12 +20,6 @@ import (
 	"github.com/fleetmq/fleetmq/internal/resource"
 )
 
-// Field indexes on Users and ACLs.
-const (
-	indexBrokerRef  = "spec.brokerRef.name"
-	indexUserSecret = "passwordSecretName"
-)
-
 // usersAndACLs lists the Users and ACLs that refer to b, from the cache.
 func (r *BrokerReconciler) usersAndACLs(ctx context.Context, b *mqttv1alpha1.Broker) ([]mqttv1alpha1.User, []mqttv1alpha1.ACL, error) {
 	var users mqttv1alpha1.UserList
@@ -50,7 +44,7 @@ func (r *BrokerReconciler) reconcileAuthBundle(ctx context.Context, b *mqttv1alp
 	}
 	secrets := map[string]*corev1.Secret{}
 	for i := range users {
-		name := passwordSecretName(&users[i])
+		name, _ := authsync.PasswordSecret(&users[i])
 		if _, seen := secrets[name]; seen {
 			continue
 		}
@@ -205,6 +199,7 @@ func (r *BrokerReconciler) rebase(ctx context.Context, b *mqttv1alpha1.Broker, r
 	return apply(ctx, r.Client, r.Scheme, b, resource.AuthSecret(b, res.BundleJSON, state))
 }
 
+// podReady reports the pod's Ready condition: only a ready pod is pushed to.
 func podReady(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
@@ -212,14 +207,6 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// passwordSecretName is the Secret holding a User's password.
-func passwordSecretName(u *mqttv1alpha1.User) string {
-	if ref := u.Spec.PasswordSecretRef; ref != nil {
-		return ref.Name
-	}
-	return mqttv1alpha1.CredentialsSecretName(u.Name)
 }
 
 // revisionOf reads the revision out of a bundle, 0 when unreadable.

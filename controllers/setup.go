@@ -135,6 +135,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	return nil
 }
 
+// Field indexes on Users and ACLs.
+const (
+	// indexBrokerRef: the Users and ACLs of a Broker.
+	indexBrokerRef = "spec.brokerRef.name"
+	// indexUserSecret: the Users whose password a Secret holds.
+	indexUserSecret = "passwordSecretName"
+)
+
 func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	byBroker := func(o client.Object) []string { return []string{brokerRefOf(o)} }
@@ -145,7 +153,8 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 		return fmt.Errorf("index ACLs by Broker: %w", err)
 	}
 	if err := idx.IndexField(ctx, &mqttv1alpha1.User{}, indexUserSecret, func(o client.Object) []string {
-		return []string{passwordSecretName(o.(*mqttv1alpha1.User))}
+		name, _ := authsync.PasswordSecret(o.(*mqttv1alpha1.User))
+		return []string{name}
 	}); err != nil {
 		return fmt.Errorf("index Users by Secret: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+	"github.com/fleetmq/fleetmq/internal/authsync"
 	"github.com/fleetmq/fleetmq/internal/resource"
 )
 
@@ -35,7 +36,9 @@ type UserReconciler struct {
 	Recorder  events.EventRecorder
 }
 
-// Reconcile ensures the User's credentials Secret.
+// Reconcile reports a missing Broker, labels the Secret a User references,
+// or ensures the credentials Secret it generates for one that references
+// none.
 func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var u mqttv1alpha1.User
 	if err := r.Get(ctx, req.NamespacedName, &u); err != nil {
@@ -66,9 +69,9 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 }
 
 // ensureGeneratedSecret creates the User's credentials Secret
-// (mqttv1alpha1.CredentialsSecretName) with a strong random
-// password the first time, and keeps its username/host/port keys current
-// without ever changing the password.
+// (mqttv1alpha1.CredentialsSecretName) with a strong random password the
+// first time, and keeps its username, host and port keys current without
+// ever changing the password.
 func (r *UserReconciler) ensureGeneratedSecret(ctx context.Context, u *mqttv1alpha1.User, b *mqttv1alpha1.Broker) error {
 	name := mqttv1alpha1.CredentialsSecretName(u.Name)
 	var cur corev1.Secret
@@ -89,18 +92,15 @@ func (r *UserReconciler) ensureGeneratedSecret(ctx context.Context, u *mqttv1alp
 			r.Recorder.Eventf(u, nil, corev1.EventTypeNormal, "PasswordGenerated", "PasswordGenerated", "Generated a password into Secret %s", name)
 		}
 	}
-	username := u.Spec.Username
-	if username == "" {
-		username = u.Name
-	}
-	return apply(ctx, r.Client, r.Scheme, u, resource.UserCredentialsSecret(u, b, username, password))
+	return apply(ctx, r.Client, r.Scheme, u, resource.UserCredentialsSecret(u, b, authsync.Username(u), password))
 }
 
 // ensureSecretLabelled adds the credentials label to a Secret a User
-// references, so the operator's label-filtered cache sees it rotate.
-func ensureSecretLabelled(ctx context.Context, c client.Client, reader client.Reader, namespace, name string) (bool, error) {
+// references, so the operator's label-filtered cache sees it rotate; found
+// is false when the Secret does not exist (yet).
+func ensureSecretLabelled(ctx context.Context, c client.Client, reader client.Reader, namespace, name string) (found bool, err error) {
 	var s corev1.Secret
-	err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s)
+	err = reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s)
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}

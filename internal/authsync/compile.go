@@ -19,6 +19,20 @@ import (
 	"github.com/fleetmq/fleetmq/broker/authz"
 )
 
+// Username is the username a User presents: spec.username, else its name.
+func Username(u *v1alpha1.User) string { return cmp.Or(u.Spec.Username, u.Name) }
+
+// PasswordSecret is the Secret, in the User's namespace, and the key in it
+// that hold a User's password: spec.passwordSecretRef (key
+// v1alpha1.CredentialsPasswordKey when unset, as the CRD defaults it), else
+// the credentials Secret the operator generates.
+func PasswordSecret(u *v1alpha1.User) (name, key string) {
+	if ref := u.Spec.PasswordSecretRef; ref != nil {
+		return ref.Name, cmp.Or(ref.Key, v1alpha1.CredentialsPasswordKey)
+	}
+	return v1alpha1.CredentialsSecretName(u.Name), v1alpha1.CredentialsPasswordKey
+}
+
 // maxMessageLen bounds ObjectStatus.Message (it ends up in a condition).
 const maxMessageLen = 1024
 
@@ -187,11 +201,8 @@ func compileUsers(in Input, prev *State, res *Result, hashPassword func([]byte) 
 	users := make([]authz.User, 0, len(live))
 	var contribs []contribution
 	for _, u := range live {
-		username := cmp.Or(u.Spec.Username, u.Name)
-		secretName, secretKey := v1alpha1.CredentialsSecretName(u.Name), v1alpha1.CredentialsPasswordKey
-		if ref := u.Spec.PasswordSecretRef; ref != nil {
-			secretName, secretKey = ref.Name, cmp.Or(ref.Key, v1alpha1.CredentialsPasswordKey)
-		}
+		username := Username(u)
+		secretName, secretKey := PasswordSecret(u)
 		st := ObjectStatus{Username: username, SecretName: secretName}
 		if holder, taken := holders[username]; taken {
 			st.Reason = v1alpha1.ReasonUsernameConflict

@@ -756,3 +756,27 @@ func TestCompileErrors(t *testing.T) {
 }
 
 var errBoom = errors.New("boom")
+
+func TestUsernameAndPasswordSecret(t *testing.T) {
+	for _, tc := range []struct {
+		name                    string
+		user                    v1alpha1.User
+		wantUsername            string
+		wantSecretName, wantKey string
+	}{
+		{"generated", newUser("bob", 0), "bob", "bob-mqtt-credentials", "password"},
+		{"spec.username", newUser("bob", 0, withUsername("sensor-7")), "sensor-7", "bob-mqtt-credentials", "password"},
+		{"referenced", newUser("bob", 0, withSecretRef("bob-pw", "pw")), "bob", "bob-pw", "pw"},
+		{"referenced, key unset", newUser("bob", 0, withSecretRef("bob-pw", "")), "bob", "bob-pw", "password"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Username(&tc.user); got != tc.wantUsername {
+				t.Errorf("Username = %q, want %q", got, tc.wantUsername)
+			}
+			name, key := PasswordSecret(&tc.user)
+			if name != tc.wantSecretName || key != tc.wantKey {
+				t.Errorf("PasswordSecret = %q, %q, want %q, %q", name, key, tc.wantSecretName, tc.wantKey)
+			}
+		})
+	}
+}

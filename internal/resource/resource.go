@@ -58,9 +58,8 @@ const (
 	// AdminPort serves the admin API, /healthz, /readyz and /metrics. It is
 	// on the headless Service only, never on the client Service.
 	AdminPort = 8081
-	// MetricsPort is where Prometheus scrapes: the admin port, path
-	// MetricsPath, with the admin bearer token.
-	MetricsPort = AdminPort
+	// MetricsPath is where Prometheus scrapes, on AdminPort, with the
+	// admin bearer token.
 	MetricsPath = "/metrics"
 
 	// Port names, in the container, the Services and the ServiceMonitor.
