@@ -1,10 +1,3 @@
-// Package controllers reconciles Brokers, Users and ACLs. The Broker
-// reconciler does the heavy lifting: it renders the broker's children,
-// compiles every User and ACL of the Broker into one auth bundle, pushes
-// it to the broker pods and reports per-object status. User and ACL
-// reconcilers handle what is theirs alone (generated credentials, a missing
-// Broker) and hand the rest to their Broker, whose work queue coalesces
-// bursts of changes into a few compiles and pushes.
 package controllers
 
 import (

@@ -78,8 +78,10 @@ func (s *State) Marshal() ([]byte, error) {
 }
 
 // Rebase makes the next Compile produce a revision above brokerRevision,
-// for when a broker answered 409 with a revision the operator never
-// compiled (its State was lost or restored from an old copy). It also
+// for when a broker holds a revision the operator never compiled (its
+// State was lost or restored from an old copy): a push answered 409, or a
+// broker reports the desired revision, or a higher one, with other
+// content. It also
 // forgets Hash, so the next Compile counts as a change, and Objects, so
 // every object's IncludedRevision becomes that new revision: what the
 // broker holds at brokerRevision is not known to contain them. Key and
