@@ -361,14 +361,7 @@ func hasCond(conds []metav1.Condition, typ string, status metav1.ConditionStatus
 func waitUserReady(t testing.TB, ns, name string, status metav1.ConditionStatus, reason string) *mqttv1alpha1.User {
 	t.Helper()
 	u := &mqttv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	eventually(t, waitTimeout, fmt.Sprintf("User %s Ready=%s %s", name, status, reason), func() (bool, string) {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), u); err != nil {
-			return false, err.Error()
-		}
-		ok := hasCond(u.Status.Conditions, mqttv1alpha1.ConditionReady, status, reason, u.Generation) &&
-			u.Status.ObservedGeneration == u.Generation
-		return ok, fmt.Sprintf("generation %d, observedGeneration %d, %s", u.Generation, u.Status.ObservedGeneration, condState(u.Status.Conditions))
-	})
+	waitReady(t, "User", u, status, reason, func() ([]metav1.Condition, int64) { return u.Status.Conditions, u.Status.ObservedGeneration })
 	return u
 }
 
@@ -376,15 +369,24 @@ func waitUserReady(t testing.TB, ns, name string, status metav1.ConditionStatus,
 func waitACLReady(t testing.TB, ns, name string, status metav1.ConditionStatus, reason string) *mqttv1alpha1.ACL {
 	t.Helper()
 	a := &mqttv1alpha1.ACL{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	eventually(t, waitTimeout, fmt.Sprintf("ACL %s Ready=%s %s", name, status, reason), func() (bool, string) {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {
+	waitReady(t, "ACL", a, status, reason, func() ([]metav1.Condition, int64) { return a.Status.Conditions, a.Status.ObservedGeneration })
+	return a
+}
+
+// waitReady re-reads obj until readyStatus, which reads obj's conditions
+// and observedGeneration, shows Ready with status and reason for obj's
+// current generation and observedGeneration current.
+func waitReady(t testing.TB, kind string, obj client.Object, status metav1.ConditionStatus, reason string, readyStatus func() ([]metav1.Condition, int64)) {
+	t.Helper()
+	eventually(t, waitTimeout, fmt.Sprintf("%s %s Ready=%s %s", kind, obj.GetName(), status, reason), func() (bool, string) {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 			return false, err.Error()
 		}
-		ok := hasCond(a.Status.Conditions, mqttv1alpha1.ConditionReady, status, reason, a.Generation) &&
-			a.Status.ObservedGeneration == a.Generation
-		return ok, fmt.Sprintf("generation %d, observedGeneration %d, %s", a.Generation, a.Status.ObservedGeneration, condState(a.Status.Conditions))
+		conds, observed := readyStatus()
+		gen := obj.GetGeneration()
+		ok := hasCond(conds, mqttv1alpha1.ConditionReady, status, reason, gen) && observed == gen
+		return ok, fmt.Sprintf("generation %d, observedGeneration %d, %s", gen, observed, condState(conds))
 	})
-	return a
 }
 
 // waitBroker waits until check accepts the Broker as the API server holds
