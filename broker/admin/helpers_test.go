@@ -103,6 +103,8 @@ type envOptions struct {
 	allowAnonymous bool  // broker and readiness without a bundle
 	maxBodyBytes   int64 // 0: default
 	noTokenFile    bool  // the admin API has no token at all
+	// server sets the admin HTTP server's limits (zero: the defaults).
+	server admin.ServerOptions
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -132,7 +134,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatalf("NewHandler: %v", err)
 	}
-	e.api = httptest.NewServer(h)
+	// The server cmd/broker runs, with its timeouts and limits.
+	e.api = httptest.NewUnstartedServer(h)
+	e.api.Config = admin.NewHTTPServer(h, o.server)
+	e.api.Start()
 	t.Cleanup(func() {
 		e.api.Close()
 		sctx, scancel := context.WithTimeout(context.Background(), timeout)

@@ -216,7 +216,8 @@ func TestServeListeners(t *testing.T) {
 }
 
 // The admin API can be served over TLS (listeners.adminTLS): health over
-// https answers, and a plain-HTTP client is refused.
+// https answers, a plain-HTTP client is refused, and the server's limits
+// hold over TLS too.
 func TestAdminTLS(t *testing.T) {
 	dir, clientTLS := tlsFiles(t)
 	adminAddr := freeAddr(t)
@@ -251,4 +252,5 @@ func TestAdminTLS(t *testing.T) {
 			t.Fatalf("plain HTTP to the TLS admin listener got 200")
 		}
 	}
+	expectHeaderLimit(t, client, "https://"+adminAddr+"/healthz")
 }

@@ -217,7 +217,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if cfg.AdminTokenFile == "" {
 			log.Warn("No --admin-token-file: the admin API answers only /healthz and /readyz")
 		}
-		adminSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		// One server for plain HTTP and TLS alike: the same timeouts and limits.
+		adminSrv = admin.NewHTTPServer(h, admin.ServerOptions{Log: log})
 		aln, err := net.Listen("tcp", cfg.Listeners.Admin)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", cfg.Listeners.Admin, err)

@@ -20,6 +20,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/fleetmq/fleetmq/broker/admin"
 	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/broker/config"
 )
@@ -283,6 +284,26 @@ func startServe(t *testing.T, cfg config.Config) (stop func()) {
 	return stop
 }
 
+// expectHeaderLimit fails unless the admin server at url refuses headers
+// over admin.DefaultMaxHeaderBytes with 431: main runs the server
+// admin.NewHTTPServer builds.
+func expectHeaderLimit(t *testing.T, client *http.Client, url string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Big", strings.Repeat("a", 2*admin.DefaultMaxHeaderBytes))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s with a big header: %v", url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("GET %s with a %d-byte header: got %d, want 431", url, 2*admin.DefaultMaxHeaderBytes, resp.StatusCode)
+	}
+}
+
 // TestServe runs the whole broker as main wires it: auth file, admin API
 // with a token, a real client, a push, graceful stop.
 func TestServe(t *testing.T) {
@@ -348,6 +369,9 @@ func TestServe(t *testing.T) {
 		if code := tok.(*mqtt.ConnectToken).ReturnCode(); code != 4 {
 			t.Errorf("wrong password: got return code %d, want 4", code)
 		}
+	})
+	t.Run("oversized headers refused", func(t *testing.T) {
+		expectHeaderLimit(t, http.DefaultClient, "http://"+adminAddr+"/healthz")
 	})
 	t.Run("metrics", func(t *testing.T) {
 		code, body := get("/metrics", "tok")

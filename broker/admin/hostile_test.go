@@ -1,0 +1,159 @@
+package admin_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetmq/fleetmq/broker/admin"
+)
+
+// short stands in for the admin server's timeouts in these tests, so a
+// timeout fires long before the test's own bound (timeout) runs out.
+const short = 100 * time.Millisecond
+
+// dialAPI opens a raw connection to e's admin API.
+func dialAPI(t *testing.T, e *env) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", e.api.Listener.Addr().String(), timeout)
+	if err != nil {
+		t.Fatalf("dial admin API: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// expectClosedByServer reads from r until the server closes the
+// connection (EOF, or a reset when the server closed with our bytes still
+// unread) and fails if it is still open after timeout. Anything read
+// before is returned.
+func expectClosedByServer(t *testing.T, conn net.Conn, r io.Reader) []byte {
+	t.Helper()
+	if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	switch {
+	case err == nil, errors.Is(err, syscall.ECONNRESET):
+		return got
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		t.Fatalf("connection still open after %v (read %q), want it closed by the server", timeout, got)
+	default:
+		t.Fatalf("read: %v, want EOF", err)
+	}
+	return nil
+}
+
+// TestAdminIdleConnectionClosed: a keep-alive connection that sends no
+// further request is closed by the server after IdleTimeout.
+func TestAdminIdleConnectionClosed(t *testing.T) {
+	e := newEnv(t, envOptions{server: admin.ServerOptions{IdleTimeout: short}})
+	conn := dialAPI(t, e)
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	conn.SetReadDeadline(time.Now().Add(timeout))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("GET /healthz: got %d (close %v), want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
+	}
+	if got := expectClosedByServer(t, conn, br); len(got) > 0 {
+		t.Errorf("idle connection: got %q before the close, want nothing", got)
+	}
+}
+
+// TestAdminSlowHeaders: a client that does not finish its headers within
+// ReadHeaderTimeout is cut off, whether it sends nothing, stops half-way
+// or keeps trickling header lines.
+func TestAdminSlowHeaders(t *testing.T) {
+	e := newEnv(t, envOptions{server: admin.ServerOptions{ReadHeaderTimeout: short}})
+	for _, tc := range []struct {
+		name    string
+		send    string // at once
+		trickle bool   // then one more header line every 10 ms
+	}{
+		{name: "silent"},
+		{name: "unfinished", send: "GET /healthz HTTP/1.1\r\nHost: admin\r\n"},
+		{name: "trickled", send: "GET /healthz HTTP/1.1\r\nHost: admin\r\n", trickle: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := dialAPI(t, e)
+			if _, err := io.WriteString(conn, tc.send); err != nil {
+				t.Fatal(err)
+			}
+			if tc.trickle {
+				done := make(chan struct{})
+				defer close(done)
+				go func() {
+					tk := time.NewTicker(10 * time.Millisecond)
+					defer tk.Stop()
+					for i := 0; ; i++ {
+						select {
+						case <-done:
+							return
+						case <-tk.C:
+						}
+						if _, err := fmt.Fprintf(conn, "X-Slow-%d: 1\r\n", i); err != nil {
+							return // closed by the server
+						}
+					}
+				}()
+			}
+			if got := expectClosedByServer(t, conn, conn); len(got) > 0 {
+				t.Errorf("got %q before the close, want nothing", got)
+			}
+		})
+	}
+}
+
+// TestAdminHeaderTooLarge: headers over DefaultMaxHeaderBytes are refused
+// with 431 (net/http's own default would take 1 MiB); a long token's worth
+// still passes.
+func TestAdminHeaderTooLarge(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	t.Run("oversized header gets 431", func(t *testing.T) {
+		conn := dialAPI(t, e)
+		big := strings.Repeat("a", 2*admin.DefaultMaxHeaderBytes)
+		if _, err := fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: admin\r\nX-Big: %s\r\n\r\n", big); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(timeout))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("read response: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("got %d, want 431", resp.StatusCode)
+		}
+	})
+	t.Run("8 KiB header passes", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodGet, e.api.URL+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Big", strings.Repeat("a", 8<<10))
+		resp, err := e.api.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("got %d, want 200", resp.StatusCode)
+		}
+	})
+}
