@@ -157,3 +157,47 @@ func TestAdminHeaderTooLarge(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenMatches: only the token itself matches, whatever the length of
+// a wrong one. (That the comparison takes the same time is not something a
+// test can show; tokenMatches compares SHA-256 digests for that.)
+func TestTokenMatches(t *testing.T) {
+	const token = "s3cret-token"
+	for _, tc := range []struct {
+		name, got string
+		want      bool
+	}{
+		{"the token", token, true},
+		{"empty", "", false},
+		{"one byte", "s", false},
+		{"prefix", token[:len(token)-1], false},
+		{"same length, last byte differs", token[:len(token)-1] + "X", false},
+		{"token plus one byte", token + "x", false},
+		{"token with a newline", token + "\n", false},
+		{"4 KiB", strings.Repeat(token, 4096/len(token)+1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := admin.TokenMatches(tc.got, token); got != tc.want {
+				t.Errorf("TokenMatches(%q): got %v, want %v", tc.got, got, tc.want)
+			}
+		})
+	}
+	t.Run("through the API", func(t *testing.T) {
+		e := newEnv(t, envOptions{})
+		for _, tc := range []struct {
+			tok  string
+			want int
+		}{
+			{"s", http.StatusUnauthorized},
+			{e.token[:len(e.token)-1], http.StatusUnauthorized},
+			{e.token[:len(e.token)-1] + "X", http.StatusUnauthorized},
+			{e.token + "x", http.StatusUnauthorized},
+			{strings.Repeat("x", 4096), http.StatusUnauthorized},
+			{e.token, http.StatusOK},
+		} {
+			if code, body := e.do(t, http.MethodGet, "/v1/auth", tc.tok, nil); code != tc.want {
+				t.Errorf("token of %d bytes: got %d %s, want %d", len(tc.tok), code, body, tc.want)
+			}
+		}
+	})
+}
