@@ -2,12 +2,14 @@ package admin_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -200,4 +202,85 @@ func TestTokenMatches(t *testing.T) {
 			}
 		}
 	})
+}
+
+// reloadsTotal sums fleetmq_auth_reloads_total over its results: every
+// bundle the Loader parsed.
+func reloadsTotal(t *testing.T, m *admin.Metrics) float64 {
+	t.Helper()
+	var n float64
+	for _, result := range []string{"applied", "unchanged", "stale", "invalid"} {
+		n += metric(t, m, "fleetmq_auth_reloads_total", result)
+	}
+	return n
+}
+
+// TestAuthFileWatchSkipsUnchanged: the watcher sees every event in the
+// auth file's directory, but only a changed bundle is parsed and applied;
+// an unrelated file, or the same bundle written again, costs nothing.
+func TestAuthFileWatchSkipsUnchanged(t *testing.T) {
+	for _, layout := range []struct {
+		name string
+		// setup returns the path to load and how to (re)write the bundle.
+		setup func(t *testing.T) (string, func(data []byte))
+	}{
+		{"plain file", func(t *testing.T) (string, func([]byte)) {
+			path := filepath.Join(t.TempDir(), "bundle.json")
+			return path, func(data []byte) { writeFile(t, path, string(data)) }
+		}},
+		{"Secret volume", func(t *testing.T) (string, func([]byte)) {
+			sd := &secretDir{dir: t.TempDir()}
+			return filepath.Join(sd.dir, "bundle.json"), func(data []byte) {
+				sd.update(t, map[string][]byte{"bundle.json": data})
+			}
+		}},
+	} {
+		t.Run(layout.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{})
+			path, write := layout.setup(t)
+			rev1 := encode(t, apiBundle(t, 1))
+			write(rev1)
+			if _, err := e.loader.LoadFile(path); err != nil {
+				t.Fatalf("LoadFile: %v", err)
+			}
+			checked := make(chan bool, 100)
+			e.loader.OnFileChecked(func(changed bool) { checked <- changed })
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			if err := e.loader.WatchFile(ctx, path); err != nil {
+				t.Fatalf("WatchFile: %v", err)
+			}
+			before := reloadsTotal(t, e.metrics)
+			in, _ := e.loader.Current()
+
+			unchanged := func(t *testing.T, what string) {
+				t.Helper()
+				changed := receive(t, checked) // the watcher has looked
+				if got := reloadsTotal(t, e.metrics); got != before {
+					t.Errorf("%s: fleetmq_auth_reloads_total went from %v to %v, want no reload", what, before, got)
+				}
+				if a, _ := e.loader.Current(); a != in {
+					t.Errorf("%s: in force %+v, want still %+v", what, a, in)
+				}
+				if changed {
+					t.Errorf("%s: the watcher took the bundle for a changed one", what)
+				}
+			}
+			t.Run("unrelated file", func(t *testing.T) {
+				writeFile(t, filepath.Join(filepath.Dir(path), "unrelated.txt"), "not a bundle")
+				unchanged(t, "unrelated file")
+			})
+			t.Run("same bytes again", func(t *testing.T) {
+				write(rev1)
+				unchanged(t, "same bundle rewritten")
+			})
+			t.Run("changed bundle reloads", func(t *testing.T) {
+				write(encode(t, apiBundle(t, 2)))
+				eventually(t, "revision 2 from the file", func() bool { a, _ := e.loader.Current(); return a.Revision == 2 })
+				if got := metric(t, e.metrics, "fleetmq_auth_reloads_total", "applied"); got != 2 {
+					t.Errorf("applied reloads: got %v, want 2 (start-up and the change)", got)
+				}
+			})
+		})
+	}
 }

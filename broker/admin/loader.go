@@ -5,6 +5,7 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,18 @@ type Loader struct {
 	// mu serializes applies so revisions compare against what is in force.
 	mu      sync.Mutex
 	current atomic.Pointer[state]
+
+	// fileMu serializes reading and applying the auth file, and guards
+	// fileSum.
+	fileMu sync.Mutex
+	// fileSum is the SHA-256 of the bytes last read from the auth file
+	// (zero before the first read): the watcher applies the file only when
+	// its content differs.
+	fileSum [sha256.Size]byte
+	// fileChecked, set by tests before WatchFile, is called after each look
+	// the watcher takes at the file; changed says whether the content
+	// differed from the last read and so went to Apply.
+	fileChecked func(changed bool)
 }
 
 type state struct {
@@ -137,10 +150,13 @@ func (l *Loader) Apply(data []byte, source string, force bool) (Applied, error) 
 
 // LoadFile applies the bundle at path once (at start-up).
 func (l *Loader) LoadFile(path string) (Applied, error) {
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Applied{}, fmt.Errorf("auth file: %w", err)
 	}
+	l.fileSum = sha256.Sum256(data)
 	a, err := l.Apply(data, "file", false)
 	if err != nil {
 		return a, fmt.Errorf("auth file %s: %w", path, err)
@@ -148,10 +164,13 @@ func (l *Loader) LoadFile(path string) (Applied, error) {
 	return a, nil
 }
 
-// WatchFile reloads path whenever it changes until ctx ends. It watches the
-// directory, not the file, so Kubernetes' atomic swap of the `..data`
-// symlink in a mounted Secret is seen. A bundle that fails to apply is
-// logged and the one in force stays.
+// WatchFile reloads path whenever its content changes until ctx ends. It
+// watches the directory, not the file, so Kubernetes' atomic swap of the
+// `..data` symlink in a mounted Secret is seen; on any event there it reads
+// the file and goes no further when the bytes are those it last read, so
+// other files in the directory, or the same bundle written again, cost no
+// parse, log line or reload count. A bundle that fails to apply is logged
+// once and the one in force stays.
 func (l *Loader) WatchFile(ctx context.Context, path string) error {
 	err := dirwatch.Watch(ctx, []string{filepath.Dir(path)}, 0, l.log, "Auth file", func() { l.reloadFile(path) })
 	if err != nil {
@@ -161,6 +180,12 @@ func (l *Loader) WatchFile(ctx context.Context, path string) error {
 }
 
 func (l *Loader) reloadFile(path string) {
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+	changed := false
+	if l.fileChecked != nil {
+		defer func() { l.fileChecked(changed) }()
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -168,6 +193,11 @@ func (l *Loader) reloadFile(path string) {
 		}
 		return
 	}
+	sum := sha256.Sum256(data)
+	if sum == l.fileSum {
+		return
+	}
+	l.fileSum, changed = sum, true
 	_, err = l.Apply(data, "file", false)
 	switch {
 	case err == nil:
