@@ -9,6 +9,7 @@ import (
 	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
+	"github.com/fleetmq/fleetmq/broker/store"
 )
 
 // handleConnect authenticates the client, attaches it to its session
@@ -141,11 +142,14 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 }
 
 // attach binds c to its session: it takes the session over from a live
-// connection, ends it when clean start asks so, or starts a new one. The
+// connection, ends it when clean start asks so, or starts a new one. A
+// session another principal owns is not attached to: the CONNECT is
+// refused, or the session discarded first (Options.SessionTakeover). The
 // CONNACK and anything the session owes are written before another
 // goroutine can deliver to c. It returns nil when the server is closing.
 func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer, p Principal, ack *packets.Connack) (*clientState, bool, authz.AuthResult) {
 	now := time.Now()
+	discarded := false
 	for {
 		s.mu.Lock()
 		if s.closing {
@@ -168,7 +172,24 @@ func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer,
 		if st != nil {
 			st.mu.Lock()
 			old := st.client
+			foreign := st.owner.Known && st.owner.Username != p.Username()
 			st.mu.Unlock()
+			if foreign {
+				// The session is another user's: not to be resumed, nor
+				// its owner kicked, by whoever knows the client id.
+				if s.opts.SessionTakeover != SessionTakeoverDiscard {
+					s.mu.Unlock()
+					s.stats.TakeoverRefused.Add(1)
+					s.log.Info("Connection refused: the session belongs to another user", "client", c.id, "remote", c.remote, "username", p.Username())
+					return nil, false, authz.AuthNotAuthorized
+				}
+				if !discarded {
+					discarded = true
+					s.stats.TakeoverDiscarded.Add(1)
+					s.log.Info("Session of another user discarded for a new connection", "client", c.id, "remote", c.remote, "username", p.Username())
+				}
+				cleanStart = true
+			}
 			if old != nil {
 				// Take over [MQTT-3.1.4-3]: end the old connection, wait until
 				// it has let go of the session, then look again.
@@ -192,6 +213,7 @@ func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer,
 			s.sessions[c.id] = st
 		}
 		st.mu.Lock()
+		st.owner = store.Owner{Username: p.Username(), Known: true} // a new session, or a claim of an unowned one
 		st.client = c
 		st.connected.Store(true)
 		st.principal.Store(&principalBox{p: p})

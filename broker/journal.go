@@ -48,11 +48,11 @@ func (j *journal) durable() bool { return j.store != nil }
 // not written: the caller writes it (or it was loaded from the store).
 func (j *journal) start(s store.Store, id string) { j.store, j.id = s, id }
 
-// saveSession records the session's expiry and when its client left (0
-// while connected).
-func (j *journal) saveSession(expiry uint32, disconnectedAt int64) {
+// saveSession records the session's expiry, when its client left (0
+// while connected) and its owner.
+func (j *journal) saveSession(expiry uint32, disconnectedAt int64, owner store.Owner) {
 	if j.store != nil {
-		j.store.SaveSession(j.id, expiry, disconnectedAt)
+		j.store.SaveSession(j.id, expiry, disconnectedAt, owner)
 	}
 }
 

@@ -129,6 +129,38 @@ type Options struct {
 	// messages survive a restart (see broker/store); nil keeps everything
 	// in memory. New loads it; Shutdown flushes and closes it.
 	Store store.Store
+	// SessionTakeover is what a CONNECT gets for a client id whose session
+	// belongs to another user (see SessionTakeover); "" is refuse.
+	SessionTakeover SessionTakeover
+}
+
+// SessionTakeover says what happens when a client connects with a client
+// id whose session another principal owns. A session belongs to the
+// principal that created it (Principal.Username: all clients no username
+// was checked for, anonymous ones or everyone on an open broker, are one
+// principal). Only the owner may resume it or take it over from a live
+// connection [MQTT-3.1.4-3].
+type SessionTakeover string
+
+const (
+	// SessionTakeoverRefuse refuses the CONNECT (v5 CONNACK 0x87 Not
+	// authorized, 3.1.1 return code 5); the session and its connection are
+	// left alone. The default.
+	SessionTakeoverRefuse SessionTakeover = "refuse"
+	// SessionTakeoverDiscard ends the owner's connection and session, as a
+	// clean start would (its will is published as then), and starts a new
+	// session for the newcomer, who gets nothing of the old one.
+	SessionTakeoverDiscard SessionTakeover = "discard"
+)
+
+// Validate reports a value that is neither refuse nor discard ("" is
+// refuse).
+func (t SessionTakeover) Validate() error {
+	switch t {
+	case "", SessionTakeoverRefuse, SessionTakeoverDiscard:
+		return nil
+	}
+	return fmt.Errorf("sessionTakeover %q: want refuse or discard", string(t))
 }
 
 // Hooks let an embedder (the admin API's metrics) observe the broker

@@ -265,8 +265,8 @@ func describe(ops []loggedOp, at int) string {
 
 func (l *crashLog) Load() (*store.Snapshot, error) { return &store.Snapshot{}, nil }
 
-func (l *crashLog) SaveSession(id string, expiry uint32, at int64) {
-	l.write("SaveSession "+id, func(s store.Store) { s.SaveSession(id, expiry, at) })
+func (l *crashLog) SaveSession(id string, expiry uint32, at int64, owner store.Owner) {
+	l.write("SaveSession "+id, func(s store.Store) { s.SaveSession(id, expiry, at, owner) })
 }
 
 func (l *crashLog) DeleteSession(id string) {

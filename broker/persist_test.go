@@ -422,7 +422,7 @@ func (h *heldStore) release() {
 }
 
 func (h *heldStore) Load() (*store.Snapshot, error)                      { return &store.Snapshot{}, nil }
-func (h *heldStore) SaveSession(string, uint32, int64)                   { h.write() }
+func (h *heldStore) SaveSession(string, uint32, int64, store.Owner)      { h.write() }
 func (h *heldStore) DeleteSession(string)                                { h.write() }
 func (h *heldStore) SaveSubscription(string, string, topic.Subscription) { h.write() }
 func (h *heldStore) DeleteSubscription(string, string)                   { h.write() }

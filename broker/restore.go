@@ -43,6 +43,7 @@ func (s *Server) restore() error {
 		st := newClientState(s, rs.ClientID)
 		st.principal.Store(&principalBox{p: keepAll{}, restored: true})
 		st.expiry, st.expiryAtConnect = expiry, expiry
+		st.owner = rs.Owner
 		st.restored = true
 		st.mu.Lock()
 		for _, sub := range rs.Subscriptions {
@@ -73,7 +74,7 @@ func (s *Server) restore() error {
 			}
 		}
 		if rs.DisconnectedAt == 0 {
-			st.journal.saveSession(expiry, now.UnixNano())
+			st.journal.saveSession(expiry, now.UnixNano(), st.owner)
 		}
 		if w := rs.Will; w != nil {
 			// Its connection closed when the broker stopped (or earlier,
@@ -118,12 +119,12 @@ func (st *clientState) persistAttachLocked(p Principal) {
 	case st.expiry == 0:
 		st.journal.drop()
 	case st.journal.durable():
-		st.journal.saveSession(st.expiry, 0)
+		st.journal.saveSession(st.expiry, 0, st.owner)
 	default:
 		// A session taken over with a non-zero expiry: write all of it.
 		j := &st.journal
 		j.start(s.store, st.id)
-		j.saveSession(st.expiry, 0)
+		j.saveSession(st.expiry, 0, st.owner)
 		for key, ref := range st.subs {
 			if sub, ok := s.index.Get(st, ref.group, ref.filter); ok {
 				j.saveSub(key, sub)

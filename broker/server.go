@@ -73,6 +73,9 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Limits.Validate(); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if err := opts.SessionTakeover.Validate(); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	s := &Server{
 		opts:      opts,
 		lim:       opts.Limits.withDefaults(),

@@ -23,8 +23,11 @@ type clientState struct {
 	principal atomic.Pointer[principalBox]
 
 	// mu guards every field below.
-	mu              sync.Mutex
-	client          *client
+	mu     sync.Mutex
+	client *client
+	// owner is who the session belongs to: only a client authenticated as
+	// the same user attaches to it (Server.attach).
+	owner           store.Owner
 	subs            map[string]subRef // by the filter as subscribed, $share prefix included
 	inflight        outbox.Inflight
 	queue           *outbox.Queue

@@ -25,6 +25,11 @@ type Stats struct {
 	SubscribeDenied atomic.Int64
 	DeliveryDenied  atomic.Int64
 	Revoked         atomic.Int64
+	// TakeoverRefused and TakeoverDiscarded count CONNECTs for a session
+	// another user owns, refused or given a fresh session
+	// (Options.SessionTakeover).
+	TakeoverRefused   atomic.Int64
+	TakeoverDiscarded atomic.Int64
 }
 
 // StatsSnapshot is a copy of the counters at one moment.
@@ -46,6 +51,9 @@ type StatsSnapshot struct {
 	SubscribeDenied  int64
 	DeliveryDenied   int64
 	Revoked          int64
+	// TakeoverRefused, TakeoverDiscarded: see Stats.
+	TakeoverRefused   int64
+	TakeoverDiscarded int64
 }
 
 func (st *Stats) snapshot(s *Server) StatsSnapshot {
@@ -69,6 +77,8 @@ func (st *Stats) snapshot(s *Server) StatsSnapshot {
 		DeliveryDenied:   st.DeliveryDenied.Load(),
 		Revoked:          st.Revoked.Load(),
 	}
+	out.TakeoverRefused = st.TakeoverRefused.Load()
+	out.TakeoverDiscarded = st.TakeoverDiscarded.Load()
 	for q := range 3 {
 		out.MessagesReceived[q] = st.MessagesReceived[q].Load()
 		out.MessagesSent[q] = st.MessagesSent[q].Load()

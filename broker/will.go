@@ -47,7 +47,7 @@ func (s *Server) detach(c *client) {
 			}
 		default:
 			st.expiryTimer = time.AfterFunc(time.Duration(st.expiry)*time.Second, func() { s.expire(st) })
-			st.journal.saveSession(st.expiry, now.UnixNano())
+			st.journal.saveSession(st.expiry, now.UnixNano(), st.owner)
 			if will != nil {
 				delay := time.Duration(0)
 				if c.will.Props.HasWillDelay {

@@ -74,6 +74,7 @@ var (
 	descAuthFail    = prometheus.NewDesc("fleetmq_auth_failures_total", "CONNECTs refused for credentials or authorization.", nil, nil)
 	descDenied      = prometheus.NewDesc("fleetmq_acl_denials_total", "ACL denials, by action (publish, subscribe, deliver).", []string{"action"}, nil)
 	descRevoked     = prometheus.NewDesc("fleetmq_sessions_revoked_total", "Sessions ended by an auth reload.", nil, nil)
+	descForeign     = prometheus.NewDesc("fleetmq_foreign_session_connects_total", "CONNECTs with the client id of a session another user owns, by outcome (refused, discarded).", []string{"outcome"}, nil)
 )
 
 // statsCollector turns a broker.Stats snapshot into metrics at scrape time.
@@ -81,7 +82,8 @@ type statsCollector struct{ srv *broker.Server }
 
 func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnected, descConnects, descSessions, descSubs, descRetained, descMsgsIn,
-		descMsgsOut, descBytesIn, descBytesOut, descDropped, descProtoErrors, descAuthFail, descDenied, descRevoked} {
+		descMsgsOut, descBytesIn, descBytesOut, descDropped, descProtoErrors, descAuthFail, descDenied, descRevoked,
+		descForeign} {
 		ch <- d
 	}
 }
@@ -112,6 +114,8 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDenied, s.SubscribeDenied, "subscribe")
 	counter(descDenied, s.DeliveryDenied, "deliver")
 	counter(descRevoked, s.Revoked)
+	counter(descForeign, s.TakeoverRefused, "refused")
+	counter(descForeign, s.TakeoverDiscarded, "discarded")
 }
 
 // StoreStats is what the store metrics read; *store.Bolt has it.

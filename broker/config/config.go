@@ -44,6 +44,10 @@ type Config struct {
 	// SysInterval is how often $SYS statistics are published (Go duration;
 	// "0s" or empty: 10s; negative disables).
 	SysInterval Duration `json:"sysInterval,omitempty"`
+	// SessionTakeover is what a CONNECT gets for a client id whose session
+	// another user owns: refuse (default) or discard (the old session ends
+	// and the newcomer starts a fresh one).
+	SessionTakeover broker.SessionTakeover `json:"sessionTakeover,omitempty"`
 }
 
 // Listeners are the broker's network endpoints.
@@ -215,6 +219,9 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Listeners.validateMQTT()...)
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("limits: %w", err))
+	}
+	if err := c.SessionTakeover.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

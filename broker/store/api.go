@@ -10,8 +10,8 @@ import (
 // The Store's write methods: each builds the key and value of one
 // operation and queues it (submit, in commit.go).
 
-func (b *Bolt) SaveSession(clientID string, expiry uint32, disconnectedAt int64) {
-	b.submit(op{kind: opPut, bucket: bSessions, key: []byte(clientID), val: encodeSession(expiry, disconnectedAt)})
+func (b *Bolt) SaveSession(clientID string, expiry uint32, disconnectedAt int64, owner Owner) {
+	b.submit(op{kind: opPut, bucket: bSessions, key: []byte(clientID), val: encodeSession(expiry, disconnectedAt, owner)})
 }
 
 func (b *Bolt) DeleteSession(clientID string) {

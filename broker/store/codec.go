@@ -15,7 +15,9 @@ import (
 // PUBLISH that carries it (the codec is golden-tested and fuzzed) after
 // the fields a PUBLISH cannot hold.
 //
-//	session:      1 | expiry u32 | disconnectedAt i64
+//	session:      2 | expiry u32 | disconnectedAt i64 | flags (1: owner known) | owner str
+//	              (format 1, written before sessions had owners, ends after
+//	              disconnectedAt and is read as an unknown owner)
 //	subscription: 1 | group str | filter str | qos | id uvarint | flags | retainHandling
 //	delivery:     1 | state | packetID u16 | qos | flags | n uvarint | n × subID uvarint | seq u64 | message
 //	retained:     1 | message
@@ -26,7 +28,10 @@ import (
 // subscriptions, deliveries, inbound ids and wills by clientKey (uvarint length +
 // client id, so one id is never a prefix of another's keys) and then the
 // filter, the big-endian seq or the big-endian packet id (a will: nothing).
-const recordV1 = 1
+const (
+	recordV1  = 1
+	sessionV2 = 2 // a session record with its owner
+)
 
 // Delivery states in a record.
 const (
@@ -141,18 +146,31 @@ func (r *reader) version() {
 	}
 }
 
-func encodeSession(expiry uint32, disconnectedAt int64) []byte {
-	b := make([]byte, 0, 13)
-	b = append(b, recordV1)
+func encodeSession(expiry uint32, disconnectedAt int64, owner Owner) []byte {
+	b := make([]byte, 0, 16+len(owner.Username))
+	b = append(b, sessionV2)
 	b = binary.BigEndian.AppendUint32(b, expiry)
-	return binary.BigEndian.AppendUint64(b, uint64(disconnectedAt))
+	b = binary.BigEndian.AppendUint64(b, uint64(disconnectedAt))
+	var flags byte
+	if owner.Known {
+		flags |= 1
+	}
+	b = append(b, flags)
+	return appendStr(b, owner.Username)
 }
 
 func decodeSession(v []byte, s *Session) error {
 	r := reader{b: v}
-	r.version()
+	format := r.byte()
+	if r.err == nil && format != recordV1 && format != sessionV2 {
+		return fmt.Errorf("session record format %d, want %d or %d", format, recordV1, sessionV2)
+	}
 	s.Expiry = r.u32()
 	s.DisconnectedAt = int64(r.u64())
+	if format == sessionV2 {
+		s.Owner.Known = r.byte()&1 != 0
+		s.Owner.Username = r.str()
+	}
 	return r.err
 }
 

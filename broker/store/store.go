@@ -42,9 +42,9 @@ type Store interface {
 	Load() (*Snapshot, error)
 
 	// SaveSession records a persistent session: its expiry interval
-	// (seconds) and when its client disconnected (unix nanoseconds; 0 while
-	// connected).
-	SaveSession(clientID string, expiry uint32, disconnectedAt int64)
+	// (seconds), when its client disconnected (unix nanoseconds; 0 while
+	// connected) and who owns it.
+	SaveSession(clientID string, expiry uint32, disconnectedAt int64, owner Owner)
 	// DeleteSession forgets a session and everything it owns.
 	DeleteSession(clientID string)
 	// SaveSubscription records one subscription under key, the filter as
@@ -100,11 +100,25 @@ type Session struct {
 	// DisconnectedAt is when the client went away (unix nanoseconds), 0
 	// when the broker stopped while it was connected.
 	DisconnectedAt int64
-	Subscriptions  []Subscription
+	// Owner is the principal the session belongs to.
+	Owner         Owner
+	Subscriptions []Subscription
 	// Deliveries are in Seq order: inflight ones first, then queued.
 	Deliveries  []Delivery
 	InboundQoS2 []uint16
 	Will        *Will
+}
+
+// Owner is who a session belongs to: only a client authenticated as the
+// same user may resume it.
+type Owner struct {
+	// Username is the owner's username as its Authorizer checked it; ""
+	// for a client no username was checked for (anonymous, or a broker
+	// open to all), all of which are one owner.
+	Username string
+	// Known is false for a session stored before owners were recorded:
+	// any client may claim it, and the first one to connect owns it.
+	Known bool
 }
 
 // Will is a stored will message.

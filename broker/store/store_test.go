@@ -102,7 +102,7 @@ func writeEveryKind(t *testing.T, b *store.Bolt) (check func(*testing.T, *store.
 	ret := message("r/1", "kept", 1)
 	ret.Retain = true
 
-	b.SaveSession("c1", 3600, 0)
+	b.SaveSession("c1", 3600, 0, store.Owner{Username: "dev", Known: true})
 	b.SaveSubscription("c1", "$share/g/a/+", sub)
 	b.SaveSubscription("c1", "gone", topic.Subscription{Filter: "gone", QoS: 1})
 	b.DeleteSubscription("c1", "gone")
@@ -118,9 +118,9 @@ func writeEveryKind(t *testing.T, b *store.Bolt) (check func(*testing.T, *store.
 	b.SetRetained(message("r/2", "x", 0))
 	b.DeleteRetained("r/2")
 	// A second session whose id extends the first one's: prefixes must not mix.
-	b.SaveSession("c1x", 60, 0)
+	b.SaveSession("c1x", 60, 0, store.Owner{})
 	b.SaveSubscription("c1x", "z", topic.Subscription{Filter: "z", QoS: 1})
-	b.SaveSession("c2", 60, 0)
+	b.SaveSession("c2", 60, 0, store.Owner{})
 	b.SaveSubscription("c2", "y", topic.Subscription{Filter: "y", QoS: 1})
 	b.SaveWill("c2", store.Will{Msg: message("w/c2", "gone", 1), Delay: 5})
 	b.DeleteSession("c2")
@@ -156,7 +156,7 @@ func checkEveryKind(t *testing.T, snap *store.Snapshot, sub topic.Subscription, 
 			s = x
 		}
 	}
-	if s == nil || s.Expiry != 3600 || s.DisconnectedAt != 0 {
+	if s == nil || s.Expiry != 3600 || s.DisconnectedAt != 0 || s.Owner != (store.Owner{Username: "dev", Known: true}) {
 		t.Fatalf("session c1 = %+v", s)
 	}
 	wantSubs := []store.Subscription{{Key: "$share/g/a/+", Sub: sub}}
@@ -197,7 +197,7 @@ func TestGroupCommit(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				b.SaveSession(fmt.Sprintf("w%d-%d", w, i), 60, 0)
+				b.SaveSession(fmt.Sprintf("w%d-%d", w, i), 60, 0, store.Owner{})
 			}
 		}()
 	}
@@ -235,10 +235,10 @@ func TestPurgeAtOpen(t *testing.T) {
 	expired := message("e/1", "old", 1)
 	expired.ExpiresAt = now.Add(-time.Second).UnixNano()
 	live := message("e/2", "new", 1)
-	b.SaveSession("gone", 10, now.Add(-11*time.Second).UnixNano())
+	b.SaveSession("gone", 10, now.Add(-11*time.Second).UnixNano(), store.Owner{})
 	b.SaveSubscription("gone", "a", topic.Subscription{Filter: "a", QoS: 1})
 	b.PutDelivery("gone", store.Delivery{Delivery: outbox.Delivery{Msg: live, QoS: 1, Seq: 1}})
-	b.SaveSession("kept", 10, now.Add(-5*time.Second).UnixNano())
+	b.SaveSession("kept", 10, now.Add(-5*time.Second).UnixNano(), store.Owner{})
 	b.PutDelivery("kept", store.Delivery{Delivery: outbox.Delivery{Msg: expired, QoS: 1, Seq: 1}})
 	b.PutDelivery("kept", store.Delivery{Delivery: outbox.Delivery{Msg: live, QoS: 1, Seq: 2}})
 	b.SaveSubscription("orphan", "a", topic.Subscription{Filter: "a", QoS: 1})
@@ -272,7 +272,7 @@ func TestCloseFlushes(t *testing.T) {
 	dir := t.TempDir()
 	b := open(t, dir)
 	for i := range 100 {
-		b.SaveSession(fmt.Sprint("s", i), 60, 0)
+		b.SaveSession(fmt.Sprint("s", i), 60, 0, store.Owner{})
 	}
 	if err := b.Close(); err != nil { // no Sync first: Close must apply what is queued
 		t.Fatal(err)
@@ -337,7 +337,7 @@ func TestCorrupt(t *testing.T) {
 			dir := t.TempDir()
 			b := open(t, dir)
 			for i := range 200 {
-				b.SaveSession(fmt.Sprint("s", i), 60, 0)
+				b.SaveSession(fmt.Sprint("s", i), 60, 0, store.Owner{})
 				b.SetRetained(message(fmt.Sprint("r/", i), "payload", 1))
 			}
 			flush(t, b)
@@ -389,13 +389,13 @@ func TestGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.SaveSession("before", 60, 0)
+	b.SaveSession("before", 60, 0, store.Owner{})
 	flush(t, b)
 	b.BeginGroup() // never ended: the crash comes first
-	b.SaveSession("in-group", 60, 0)
+	b.SaveSession("in-group", 60, 0, store.Owner{})
 	synced := make(chan error, 1)
 	go func() {
-		b.SaveSession("meanwhile", 60, 0)
+		b.SaveSession("meanwhile", 60, 0, store.Owner{})
 		b.Sync(func(err error) { synced <- err })
 	}()
 	select {
@@ -417,8 +417,8 @@ func TestGroup(t *testing.T) {
 	}
 
 	g := b.BeginGroup()
-	b.SaveSession("x", 60, 0)
-	b.SaveSession("y", 60, 0)
+	b.SaveSession("x", 60, 0, store.Owner{})
+	b.SaveSession("y", 60, 0, store.Owner{})
 	b.EndGroup(g)
 	flush(t, b)
 	if st := b.Stats(); st.Commits != 1 || st.Ops != 2 {
@@ -431,7 +431,7 @@ func TestGroup(t *testing.T) {
 func TestOlderStoreGetsWills(t *testing.T) {
 	dir := t.TempDir()
 	b := open(t, dir)
-	b.SaveSession("s", 60, 0)
+	b.SaveSession("s", 60, 0, store.Owner{})
 	flush(t, b)
 	b.Close()
 	db, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
@@ -449,5 +449,39 @@ func TestOlderStoreGetsWills(t *testing.T) {
 	snap := load(t, open(t, dir))
 	if len(snap.Sessions) != 1 || snap.Sessions[0].Will == nil {
 		t.Fatalf("sessions %+v: want s with its will", snap.Sessions)
+	}
+}
+
+// TestOlderSessionRecordHasNoOwner: a session record written before
+// sessions had owners (format 1: expiry and disconnect time only) still
+// loads, with an unknown owner, so the first client to connect claims it;
+// a record written now keeps its owner, the empty (anonymous) one too.
+func TestOlderSessionRecordHasNoOwner(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	b.SaveSession("new", 60, 0, store.Owner{Known: true})
+	flush(t, b)
+	b.Close()
+	db, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// format 1 | expiry 60 | disconnectedAt 0
+	old := []byte{1, 0, 0, 0, 60, 0, 0, 0, 0, 0, 0, 0, 0}
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("sessions")).Put([]byte("old"), old) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	snap := load(t, open(t, dir))
+	got := map[string]store.Owner{}
+	for _, s := range snap.Sessions {
+		if s.Expiry != 60 {
+			t.Errorf("session %s: expiry %d, want 60", s.ClientID, s.Expiry)
+		}
+		got[s.ClientID] = s.Owner
+	}
+	want := map[string]store.Owner{"old": {}, "new": {Known: true}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("owners %+v, want %+v", got, want)
 	}
 }

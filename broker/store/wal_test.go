@@ -65,7 +65,7 @@ func crashAfter(t *testing.T, dir string, ids ...string) {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		b.SaveSession(id, 60, 0)
+		b.SaveSession(id, 60, 0, store.Owner{})
 		flush(t, b)
 	}
 	store.Crash(b)
@@ -186,11 +186,11 @@ func TestReplayTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.SaveSession("a", 60, 0)
-	b.SaveSession("gone", 60, 0)
+	b.SaveSession("a", 60, 0, store.Owner{})
+	b.SaveSession("gone", 60, 0, store.Owner{})
 	b.SaveSubscription("gone", "x", subscription("x"))
 	b.DeleteSession("gone")
-	b.SaveSession("b", 60, 0)
+	b.SaveSession("b", 60, 0, store.Owner{})
 	flush(t, b)
 	store.Crash(b)
 	seg := segments(t, dir)[0]
@@ -225,7 +225,7 @@ func TestLogBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := message("q/1", strings.Repeat("x", 100), 1)
-	b.SaveSession("sub", 60, 0)
+	b.SaveSession("sub", 60, 0, store.Owner{})
 	for seq := uint64(1); seq <= 3000; seq++ {
 		b.PutDelivery("sub", store.Delivery{Delivery: outbox.Delivery{Msg: m, QoS: 1, Seq: seq}})
 		if seq > 10 {
@@ -284,7 +284,7 @@ func TestPreallocatedSegment(t *testing.T) {
 		pad := strings.Repeat("p", 500)
 		for i := 0; b.Stats().Checkpoints == 0; i++ {
 			ids = append(ids, fmt.Sprintf("s%03d-%s", i, pad))
-			b.SaveSession(ids[i], 60, 0)
+			b.SaveSession(ids[i], 60, 0, store.Owner{})
 			flush(t, b)
 			for i > 20 && !store.SpareReady(b) && b.Stats().Checkpoints == 0 {
 				time.Sleep(time.Millisecond)
@@ -292,7 +292,7 @@ func TestPreallocatedSegment(t *testing.T) {
 		}
 		for i := range 3 {
 			ids = append(ids, fmt.Sprintf("late%d", i))
-			b.SaveSession(ids[len(ids)-1], 60, 0)
+			b.SaveSession(ids[len(ids)-1], 60, 0, store.Owner{})
 			flush(t, b)
 		}
 		store.Crash(b)

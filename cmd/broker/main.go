@@ -168,6 +168,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		AllowAnonymous:      cfg.AllowAnonymous,
 		SysInterval:         cfg.SysInterval.Duration,
 		ResponseTopicPrefix: cfg.ResponseTopicPrefix,
+		SessionTakeover:     cfg.SessionTakeover,
 		Version:             version,
 		Logger:              log,
 		Store:               st,

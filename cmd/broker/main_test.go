@@ -147,6 +147,7 @@ func TestUsageErrors(t *testing.T) {
 		{"misspelt nested field", []string{"--config", writeFile(t, "c.yaml", "limits:\n  maxInflights: 3\n")}, "", "maxInflights"},
 		{"bad config value", []string{"--config", writeFile(t, "c.yaml", "limits:\n  maxPacketSize: 3\n")}, "", "maxPacketSize"},
 		{"two bad config values", []string{"--config", writeFile(t, "c.yaml", "log:\n  level: loud\n  format: xml\n")}, "", "log.level"},
+		{"bad session takeover", []string{"--config", writeFile(t, "c.yaml", "sessionTakeover: steal\n")}, "", "sessionTakeover"},
 		{"config not YAML", []string{"--config", writeFile(t, "c.yaml", "listeners: [\n")}, "", "c.yaml"},
 		{"missing auth file", []string{"--auth-file", "/nonexistent/bundle.json"}, "", "/nonexistent/bundle.json"},
 		{"auth file not JSON", []string{"--auth-file", writeFile(t, "b.json", "users: []")}, "", "b.json"},
@@ -231,6 +232,9 @@ func TestParseFlagsPrecedence(t *testing.T) {
 		}},
 		{"flag order does not matter", []string{"--mqtt-addr", "127.0.0.1:3333", "--config", cfgFile}, func(c config.Config) bool {
 			return c.Listeners.MQTT == "127.0.0.1:3333" && c.AllowAnonymous
+		}},
+		{"session takeover", []string{"--config", writeFile(t, "s.yaml", "sessionTakeover: discard\n")}, func(c config.Config) bool {
+			return c.SessionTakeover == "discard"
 		}},
 		{"token and data dir", []string{"--admin-token-file", "/t", "--data-dir", "/d"}, func(c config.Config) bool {
 			return c.AdminTokenFile == "/t" && c.DataDir == "/d"

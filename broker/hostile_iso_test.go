@@ -1,0 +1,177 @@
+package broker_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/admin"
+	"github.com/fleetmq/fleetmq/broker/authz"
+	"github.com/fleetmq/fleetmq/broker/internal/mqtttest"
+	"github.com/fleetmq/fleetmq/broker/packets"
+)
+
+// Isolation between users: each test is an attack by one user of a broker
+// on another's session, messages or will, with the broker's real policy
+// (authz bundles, admin.PolicyAuthorizer) and real reloads.
+
+var isoHashes sync.Map // password → $7$ hash, so fixtures stay fast
+
+// isoUser is a bundle user whose password is "<name>-pw".
+func isoUser(t testing.TB, name string) authz.User {
+	t.Helper()
+	pw := name + "-pw"
+	if h, ok := isoHashes.Load(pw); ok {
+		return authz.User{Username: name, PasswordHash: h.(string)}
+	}
+	h, err := authz.HashPassword([]byte(pw), 1000)
+	if err != nil {
+		t.Fatalf("HashPassword: %v", err)
+	}
+	isoHashes.Store(pw, h)
+	return authz.User{Username: name, PasswordHash: h}
+}
+
+// isoRule allows (or denies) users both actions on topics.
+func isoRule(effect authz.Effect, users []string, topics ...string) authz.Rule {
+	return authz.Rule{Subjects: authz.Subjects{Users: users}, Topics: topics,
+		Actions: []authz.Action{authz.ActionPublish, authz.ActionSubscribe}, Effect: effect}
+}
+
+// isoPolicy compiles a bundle of users (each may publish and subscribe
+// under "<name>/#") and the extra rules.
+func isoPolicy(t testing.TB, rev int64, users []string, rules ...authz.Rule) broker.Authorizer {
+	t.Helper()
+	b := authz.Bundle{APIVersion: authz.APIVersion, Revision: rev}
+	for _, u := range users {
+		b.Users = append(b.Users, isoUser(t, u))
+		b.Rules = append(b.Rules, isoRule(authz.EffectAllow, []string{u}, u+"/#"))
+	}
+	b.Rules = append(b.Rules, rules...)
+	p, err := authz.Compile(&b)
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	return admin.PolicyAuthorizer(p)
+}
+
+// as makes cp log in as user (password "<user>-pw").
+func as(cp *packets.Connect, user string) *packets.Connect {
+	cp.Username, cp.HasUsername = user, true
+	cp.Password, cp.HasPassword = []byte(user+"-pw"), true
+	return cp
+}
+
+// persistent is a CONNECT resuming (or starting) a persistent session.
+func persistent(v packets.Version, id string) *packets.Connect {
+	if v == packets.V5 {
+		return withExpiry(id, false, 300)
+	}
+	return mqtttest.V311(id, false)
+}
+
+// TestIsoForeignTakeoverRefused: bob, who knows alice's client id, connects
+// with it. He must neither get her session (its queued messages, which his
+// ACL would never let him subscribe to) nor kick her off: CONNACK Not
+// authorized, and alice keeps connection and session.
+func TestIsoForeignTakeoverRefused(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		v           packets.Version
+		ownerOnline bool
+		clean       bool // bob asks for a clean start
+		want        packets.ReasonCode
+	}{
+		{"v5 owner offline", packets.V5, false, false, packets.NotAuthorized},
+		{"v5 owner online", packets.V5, true, false, packets.NotAuthorized},
+		{"v5 owner online, clean start", packets.V5, true, true, packets.NotAuthorized},
+		{"3.1.1 owner offline", packets.V311, false, false, packets.ConnRefusedNotAuthorized},
+		{"3.1.1 owner online", packets.V311, true, false, packets.ConnRefusedNotAuthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv, addr := start(t, broker.Options{Auth: isoPolicy(t, 1, []string{"alice", "bob", "pub"},
+				isoRule(authz.EffectAllow, []string{"pub"}, "#"))})
+			alice := mqtttest.MustConnect(t, addr, as(persistent(tc.v, "dev-1"), "alice"))
+			alice.Sub("alice/#", 1)
+			if !tc.ownerOnline {
+				alice.Disconnect()
+			}
+			p := mqtttest.MustConnect(t, addr, as(mqtttest.V5("pub"), "pub"))
+			p.Pub("alice/secret", "for alice", 1)
+
+			cp := as(persistent(tc.v, "dev-1"), "bob")
+			cp.CleanStart = tc.clean
+			bob, ack := mqtttest.Connect(t, addr, cp)
+			if ack.ReasonCode != tc.want || ack.SessionPresent {
+				t.Fatalf("bob's CONNACK: code 0x%02X session present %v, want 0x%02X and no session", byte(ack.ReasonCode), ack.SessionPresent, byte(tc.want))
+			}
+			bob.ExpectClosed()
+			if n := srv.Stats().TakeoverRefused; n != 1 {
+				t.Errorf("TakeoverRefused = %d, want 1", n)
+			}
+
+			if tc.ownerOnline {
+				checkPublish(t, alice.Receive(), "alice/secret", "for alice")
+				bystanderWorks(t, alice, p, "alice/still")
+				return
+			}
+			alice, ack = mqtttest.Connect(t, addr, as(persistent(tc.v, "dev-1"), "alice"))
+			if ack.ReasonCode != packets.Success || !ack.SessionPresent {
+				t.Fatalf("alice's CONNACK: code 0x%02X session present %v, want her session back", byte(ack.ReasonCode), ack.SessionPresent)
+			}
+			checkPublish(t, alice.Receive(), "alice/secret", "for alice")
+		})
+	}
+}
+
+// TestIsoForeignTakeoverDiscard: with SessionTakeover discard, bob's
+// CONNECT ends alice's connection and session and starts him afresh: he
+// gets nothing of hers.
+func TestIsoForeignTakeoverDiscard(t *testing.T) {
+	t.Parallel()
+	srv, addr := start(t, broker.Options{SessionTakeover: broker.SessionTakeoverDiscard,
+		Auth: isoPolicy(t, 1, []string{"alice", "bob", "pub"}, isoRule(authz.EffectAllow, []string{"pub"}, "#"))})
+	alice := mqtttest.MustConnect(t, addr, as(persistent(packets.V5, "dev-1"), "alice"))
+	alice.Sub("alice/#", 1)
+	p := mqtttest.MustConnect(t, addr, as(mqtttest.V5("pub"), "pub"))
+	alice.Disconnect()
+	p.Pub("alice/secret", "for alice", 1)
+	alice = mqtttest.MustConnect(t, addr, as(mqtttest.V5("dev-1"), "alice")) // online again, clean
+
+	bob, ack := mqtttest.Connect(t, addr, as(persistent(packets.V5, "dev-1"), "bob"))
+	if ack.ReasonCode != packets.Success || ack.SessionPresent {
+		t.Fatalf("bob's CONNACK: code 0x%02X session present %v, want a fresh session", byte(ack.ReasonCode), ack.SessionPresent)
+	}
+	alice.ExpectDisconnect(packets.SessionTakenOver)
+	bob.ExpectNone(quiet)
+	if s := srv.Stats(); s.TakeoverDiscarded != 1 || s.TakeoverRefused != 0 {
+		t.Errorf("TakeoverDiscarded %d, TakeoverRefused %d, want 1 and 0", s.TakeoverDiscarded, s.TakeoverRefused)
+	}
+}
+
+// TestIsoForeignTakeoverAfterRestart: a persistent session keeps its owner
+// in the store, so a restart does not hand it to the first comer.
+func TestIsoForeignTakeoverAfterRestart(t *testing.T) {
+	t.Parallel()
+	b := startDurable(t, broker.Options{Auth: isoPolicy(t, 1, []string{"alice", "bob", "pub"},
+		isoRule(authz.EffectAllow, []string{"pub"}, "#"))})
+	alice := mqtttest.MustConnect(t, b.addr, as(persistent(packets.V5, "dev-1"), "alice"))
+	alice.Sub("alice/#", 1)
+	alice.Disconnect()
+	p := mqtttest.MustConnect(t, b.addr, as(mqtttest.V5("pub"), "pub"))
+	p.Pub("alice/secret", "for alice", 1)
+	b.restart()
+
+	bob, ack := mqtttest.Connect(t, b.addr, as(persistent(packets.V5, "dev-1"), "bob"))
+	if ack.ReasonCode != packets.NotAuthorized || ack.SessionPresent {
+		t.Fatalf("bob's CONNACK after the restart: code 0x%02X session present %v, want 0x87", byte(ack.ReasonCode), ack.SessionPresent)
+	}
+	bob.ExpectClosed()
+	alice, ack = mqtttest.Connect(t, b.addr, as(persistent(packets.V5, "dev-1"), "alice"))
+	if ack.ReasonCode != packets.Success || !ack.SessionPresent {
+		t.Fatalf("alice's CONNACK after the restart: code 0x%02X session present %v, want her session", byte(ack.ReasonCode), ack.SessionPresent)
+	}
+	checkPublish(t, alice.Receive(), "alice/secret", "for alice")
+}
