@@ -123,11 +123,16 @@ func (st *clientState) sendHeldLocked(id uint16, d outbox.Delivery) {
 			return
 		}
 		o.Unsent = false
+		now := time.Now()
+		if st.deniedLocked(d) {
+			st.inflight.Remove(id)
+			st.fillLocked(now)
+			return
+		}
 		c := st.client
 		if c == nil {
 			return // resent with DUP when the client is back
 		}
-		now := time.Now()
 		out := deliveryOut(d, id, false)
 		c.outMu.Lock()
 		gone := c.life.phase != outOpen
@@ -141,6 +146,21 @@ func (st *clientState) sendHeldLocked(id uint16, d outbox.Delivery) {
 			st.fillLocked(now)
 		}
 	})
+}
+
+// deniedLocked reports whether the session's principal may not read d's
+// topic now: the rules may have changed since d was routed to it (a
+// reload, or a restored session whose client is back), and a delivery is
+// checked under the rules in force when it goes out. A denied delivery is
+// counted and forgotten in the store; the caller removes it from the
+// queue or the inflight window.
+func (st *clientState) deniedLocked(d outbox.Delivery) bool {
+	if st.getPrincipal().CanRead(bytesOf(d.Msg.Topic)) {
+		return false
+	}
+	st.srv.stats.DeliveryDenied.Add(1)
+	st.journal.forget(d.Seq)
+	return true
 }
 
 // fillLocked moves queued deliveries into the inflight window while the
@@ -157,6 +177,10 @@ func (st *clientState) fillLocked(now time.Time) {
 			st.queue.Pop()
 			st.srv.stats.MessagesDropped.Add(1)
 			st.journal.forget(d.Seq)
+			continue
+		}
+		if st.deniedLocked(d) {
+			st.queue.Pop()
 			continue
 		}
 		if d.QoS == 0 {
@@ -177,13 +201,19 @@ func (st *clientState) fillLocked(now time.Time) {
 
 // resendLocked re-sends the inflight window after a session resumes:
 // PUBLISH with DUP for unacknowledged ones, PUBREL for those past PUBREC
-// [MQTT-4.4.0-1].
+// [MQTT-4.4.0-1]. A PUBLISH the client may not read now is dropped
+// instead; one past PUBREC was delivered already.
 func (st *clientState) resendLocked(now time.Time) {
 	c := st.client
 	ns := now.UnixNano()
+	var denied []uint16
 	st.inflight.Range(func(o *outbox.Outflight) bool {
 		if o.Unsent {
 			return true // sent once the store has it (sendHeldLocked)
+		}
+		if o.State == outbox.AwaitAck && st.deniedLocked(o.Delivery) {
+			denied = append(denied, o.ID)
+			return true
 		}
 		if o.State == outbox.AwaitComp {
 			// As in handleAck: the PUBREC that set AwaitComp may have come
@@ -198,6 +228,9 @@ func (st *clientState) resendLocked(now time.Time) {
 		c.outMu.Unlock()
 		return true
 	})
+	for _, id := range denied {
+		st.inflight.Remove(id)
+	}
 }
 
 // deliveryOut is the PUBLISH of a kept delivery, sent under packet id id

@@ -11,8 +11,8 @@ import (
 // keepAll is the principal of a session loaded from the store until its
 // client connects again (principalBox.restored): messages its
 // subscriptions match are kept for it, and when the client returns, its
-// real principal re-checks the subscriptions and everything kept
-// (recheckLocked).
+// real principal re-checks the subscriptions (recheckLocked) and every
+// delivery as it goes out (deniedLocked).
 type keepAll struct{}
 
 func (keepAll) CanPublish([]byte) bool   { return false }
@@ -147,33 +147,10 @@ func (st *clientState) persistAttachLocked(p Principal) {
 	}
 }
 
-// recheckLocked applies a returning client's principal to what its
-// restored session kept: subscriptions it may no longer make are removed,
-// messages it may not read are dropped. Caller holds st.mu.
+// recheckLocked applies a returning client's principal to its restored
+// session: subscriptions it may no longer make are removed. What the
+// session kept is checked as it goes out (deniedLocked: resendLocked,
+// fillLocked), as for every session. Caller holds st.mu.
 func (st *clientState) recheckLocked(p Principal) {
-	s := st.srv
 	st.pruneSubsLocked(p, "Restored subscription removed: not allowed")
-	var denied []uint16
-	st.inflight.Range(func(o *outbox.Outflight) bool {
-		if o.State == outbox.AwaitAck && !p.CanRead(bytesOf(o.Msg.Topic)) {
-			denied = append(denied, o.ID)
-		}
-		return true
-	})
-	for _, id := range denied {
-		if o, ok := st.inflight.Remove(id); ok {
-			s.stats.DeliveryDenied.Add(1)
-			st.journal.forget(o.Seq)
-		}
-	}
-	n := st.queue.Len()
-	for range n {
-		d, _ := st.queue.Pop()
-		if !p.CanRead(bytesOf(d.Msg.Topic)) {
-			s.stats.DeliveryDenied.Add(1)
-			st.journal.forget(d.Seq)
-			continue
-		}
-		st.queue.Push(d)
-	}
 }
