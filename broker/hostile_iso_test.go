@@ -39,21 +39,33 @@ func isoRule(effect authz.Effect, users []string, topics ...string) authz.Rule {
 		Actions: []authz.Action{authz.ActionPublish, authz.ActionSubscribe}, Effect: effect}
 }
 
-// isoPolicy compiles a bundle of users (each may publish and subscribe
-// under "<name>/#") and the extra rules.
-func isoPolicy(t testing.TB, rev int64, users []string, rules ...authz.Rule) broker.Authorizer {
+// isoBundle is a bundle of users (each may publish and subscribe under
+// "<name>/#") and the extra rules.
+func isoBundle(t testing.TB, rev int64, users []string, rules ...authz.Rule) *authz.Bundle {
 	t.Helper()
-	b := authz.Bundle{APIVersion: authz.APIVersion, Revision: rev}
+	b := &authz.Bundle{APIVersion: authz.APIVersion, Revision: rev}
 	for _, u := range users {
 		b.Users = append(b.Users, isoUser(t, u))
 		b.Rules = append(b.Rules, isoRule(authz.EffectAllow, []string{u}, u+"/#"))
 	}
 	b.Rules = append(b.Rules, rules...)
-	p, err := authz.Compile(&b)
+	return b
+}
+
+// isoAuth compiles b into the broker's Authorizer.
+func isoAuth(t testing.TB, b *authz.Bundle) broker.Authorizer {
+	t.Helper()
+	p, err := authz.Compile(b)
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}
 	return admin.PolicyAuthorizer(p)
+}
+
+// isoPolicy is isoAuth(isoBundle(...)).
+func isoPolicy(t testing.TB, rev int64, users []string, rules ...authz.Rule) broker.Authorizer {
+	t.Helper()
+	return isoAuth(t, isoBundle(t, rev, users, rules...))
 }
 
 // as makes cp log in as user (password "<user>-pw").
@@ -237,5 +249,48 @@ func TestIsoReloadDeniesHeldQoS2(t *testing.T) {
 	alice.ExpectNone(quiet)
 	if n := srv.Stats().DeliveryDenied; n != 1 {
 		t.Errorf("DeliveryDenied = %d, want 1", n)
+	}
+}
+
+// TestIsoRevokedUserWillNotPublished: a reload that removes or disables
+// alice disconnects her, and her will goes with her rights: not
+// published, not retained, not kept in the store for after a restart.
+func TestIsoRevokedUserWillNotPublished(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		revoke func(b *authz.Bundle)
+	}{
+		{"removed", func(b *authz.Bundle) { b.Users = b.Users[1:] }},
+		{"disabled", func(b *authz.Bundle) { b.Users[0].Disabled = true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			users := []string{"alice", "watch"}
+			watchAll := isoRule(authz.EffectAllow, []string{"watch"}, "#")
+			b := startDurable(t, broker.Options{Auth: isoPolicy(t, 1, users, watchAll)})
+			watch := mqtttest.MustConnect(t, b.addr, as(persistent(packets.V5, "watch"), "watch"))
+			watch.Sub("alice/#", 1)
+			for _, cp := range []*packets.Connect{
+				withWill(mqtttest.V5("alice-clean"), "alice/will/clean", 0),
+				withWill(persistent(packets.V5, "alice-kept"), "alice/will/kept", 0),
+				withWill(persistent(packets.V5, "alice-late"), "alice/will/late", 1),
+			} {
+				cp.Will.Retain = true
+				mqtttest.MustConnect(t, b.addr, as(cp, "alice"))
+			}
+			bundle := isoBundle(t, 2, users, watchAll)
+			tc.revoke(bundle)
+			if n := b.srv.SetAuthorizer(isoAuth(t, bundle)); n != 3 {
+				t.Fatalf("SetAuthorizer revoked %d sessions, want 3", n)
+			}
+			watch.ExpectNone(1500 * time.Millisecond) // past the delayed one
+			b.restart()
+			watch = mqtttest.MustConnect(t, b.addr, as(persistent(packets.V5, "watch"), "watch"))
+			fresh := mqtttest.MustConnect(t, b.addr, as(mqtttest.V5("fresh"), "watch"))
+			fresh.Sub("alice/#", 1) // retained wills would come now
+			watch.ExpectNone(1500 * time.Millisecond)
+			fresh.ExpectNone(quiet)
+		})
 	}
 }

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"github.com/fleetmq/fleetmq/broker/authz"
-	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
 )
 
@@ -51,15 +50,17 @@ func (st *clientState) rebind(a Authorizer) bool {
 		st.mu.Lock()
 		c := st.client
 		// The session ends with the connection: its owner lost the right
-		// to it [DESIGN: hot reload].
+		// to it [DESIGN: hot reload]. So does its will, wherever it is:
+		// the connection's (detach checks revoked), one waiting out its
+		// delay (endLocked returns it, dropped here) and the stored one.
 		st.expiry = 0
-		var will *outbox.Message
+		st.revoked = true
+		st.journal.forgetWill()
 		if c == nil {
-			will = st.endLocked()
+			st.endLocked()
 		}
 		st.mu.Unlock()
 		s.mu.Unlock()
-		_ = will // a revoked client's will is not published: it may no longer publish
 		if c != nil {
 			reason := "credentials revoked"
 			if res == authz.AuthNotAuthorized {

@@ -40,6 +40,9 @@ type clientState struct {
 	// client attaches: who published it, to authorize it (will.go).
 	restoredWill *store.Will
 	ended        bool
+	// revoked: a reload took its principal's rights away (rebind); its
+	// will is discarded, never published.
+	revoked bool
 	// restored: loaded from the store and not yet claimed by a connection
 	// (restore.go).
 	restored bool

@@ -34,7 +34,7 @@ func (s *Server) detach(c *client) {
 		st.client = nil
 		st.connected.Store(false)
 		var will *outbox.Message
-		if c.will != nil && !c.life.normalClose.Load() && !s.closing {
+		if c.will != nil && !c.life.normalClose.Load() && !s.closing && !st.revoked {
 			will = willMessage(c, now)
 		}
 		switch {
