@@ -294,3 +294,35 @@ func TestIsoRevokedUserWillNotPublished(t *testing.T) {
 		})
 	}
 }
+
+// TestIsoSharedGroupSkipsMembersThatMayNotRead: bob shares a group with
+// alice but may not read jobs/secret/#. Messages there must all go to
+// alice, not be lost whenever bob's turn comes.
+func TestIsoSharedGroupSkipsMembersThatMayNotRead(t *testing.T) {
+	t.Parallel()
+	srv, addr := start(t, broker.Options{Auth: isoPolicy(t, 1, []string{"alice", "bob", "pub"},
+		isoRule(authz.EffectAllow, []string{"pub"}, "#"),
+		isoRule(authz.EffectAllow, []string{"alice", "bob"}, "jobs/#"),
+		isoRule(authz.EffectDeny, []string{"bob"}, "jobs/secret/#"))})
+	alice := mqtttest.MustConnect(t, addr, as(mqtttest.V5("alice"), "alice"))
+	alice.Sub("$share/g/jobs/#", 1)
+	bob := mqtttest.MustConnect(t, addr, as(mqtttest.V5("bob"), "bob"))
+	bob.Sub("$share/g/jobs/#", 1)
+	p := mqtttest.MustConnect(t, addr, as(mqtttest.V5("pub"), "pub"))
+	const n = 10
+	for i := range n {
+		p.Pub("jobs/secret/"+string(rune('0'+i)), "x", 1)
+	}
+	for i := range n {
+		checkPublish(t, alice.Receive(), "jobs/secret/"+string(rune('0'+i)), "x")
+	}
+	bob.ExpectNone(quiet)
+	if d := srv.Stats().DeliveryDenied; d != 0 {
+		t.Errorf("DeliveryDenied = %d, want 0: no member that may not read is picked", d)
+	}
+	// Open jobs still go round the whole group.
+	p.Pub("jobs/open/1", "x", 1)
+	p.Pub("jobs/open/2", "x", 1)
+	alice.Receive()
+	bob.Receive()
+}

@@ -96,7 +96,7 @@ func New(opts Options) (*Server, error) {
 	if !opts.DisablePoller {
 		s.poller = newPoller()
 	}
-	s.index = topic.NewIndex[*clientState](func(st *clientState) bool { return st.connected.Load() })
+	s.index = topic.NewIndex(func(st *clientState) bool { return st.connected.Load() }, (*clientState).mayRead)
 	a := opts.Auth
 	if a == nil {
 		if opts.AllowAnonymous {

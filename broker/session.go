@@ -142,3 +142,12 @@ func (st *clientState) pruneSubsLocked(p Principal, why string) {
 		}
 	}
 }
+
+// mayRead reports whether the session's principal may read topic now. The
+// topic index asks it to pick a shared-subscription member that may, so
+// one that may not never takes a message from the group (route checks
+// the member picked again, as every target).
+func (st *clientState) mayRead(topic []byte) bool {
+	p := st.getPrincipal()
+	return p != nil && p.CanRead(topic)
+}

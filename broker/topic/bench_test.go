@@ -9,7 +9,7 @@ import (
 // benchIndex holds 10,000 distinct subscriptions: 70% exact, 20% with '+',
 // 10% with '#', over fleet-like topics.
 func benchIndex() (*Index[int], [][]byte) {
-	ix := NewIndex[int](nil)
+	ix := NewIndex[int](nil, nil)
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := range 10000 {
 		var f string
@@ -43,7 +43,7 @@ func BenchmarkMatch10kSubscriptions(b *testing.B) {
 }
 
 func BenchmarkMatchFanOut1000(b *testing.B) {
-	ix := NewIndex[int](nil)
+	ix := NewIndex[int](nil, nil)
 	for i := range 1000 {
 		ix.Subscribe(i, Subscription{Filter: "broadcast/all"})
 	}
@@ -56,7 +56,7 @@ func BenchmarkMatchFanOut1000(b *testing.B) {
 }
 
 func BenchmarkMatchShared(b *testing.B) {
-	ix := NewIndex(func(k int) bool { return k%3 != 0 })
+	ix := NewIndex(func(k int) bool { return k%3 != 0 }, nil)
 	for i := range 100 {
 		ix.Subscribe(i, Subscription{Filter: "jobs/+", Group: "workers"})
 	}

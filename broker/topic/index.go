@@ -13,7 +13,8 @@ import (
 // Index is safe for concurrent use. Match takes only the read lock, so
 // matches run in parallel, and does not allocate when dst has capacity.
 type Index[K comparable] struct {
-	available func(K) bool // nil: every key is available
+	available func(K) bool         // nil: every key is available
+	mayRead   func(K, []byte) bool // nil: every key may read every topic
 
 	mu    sync.RWMutex // mu guards root, count and nodes
 	root  node[K]
@@ -48,14 +49,26 @@ type group[K comparable] struct {
 	next    atomic.Uint32 // round-robin cursor, advanced by readers
 }
 
-// NewIndex returns an empty index. available reports whether a key can take
-// a message now (connected); shared-subscription selection prefers available
-// members, round-robin among them, and falls back to round-robin over all
-// members when none is available. available may be nil (all available).
-// It is called with the index's read lock held and must not call into the
-// index.
-func NewIndex[K comparable](available func(K) bool) *Index[K] {
-	return &Index[K]{available: available}
+// NewIndex returns an empty index. For each matching shared-subscription
+// group, Match picks one member, round-robin among those that may read the
+// topic (mayRead) and can take a message now (available: connected); when
+// none can now, among those that may read it (an offline member's session
+// keeps it); when none may read it, among all (the caller refuses the
+// delivery and counts it). So a member that may not read a topic never
+// takes a message from one that may. Either function may be nil (every key
+// available, every key may read). They are called with the index's read
+// lock held, on the publish path: they must be cheap, must not allocate,
+// must not keep the topic and must not call into the index.
+func NewIndex[K comparable](available func(K) bool, mayRead func(key K, topic []byte) bool) *Index[K] {
+	return &Index[K]{available: available, mayRead: mayRead}
+}
+
+// picking is what choosing one member of a shared group needs: the index's
+// predicates and the topic being matched.
+type picking[K comparable] struct {
+	available func(K) bool
+	mayRead   func(K, []byte) bool
+	topic     []byte
 }
 
 // Subscribe stores sub for key, under sub.Group and sub.Filter (without any
@@ -236,49 +249,50 @@ func (ix *Index[K]) Match(topic []byte, dst []Match[K]) []Match[K] {
 	defer ix.mu.RUnlock()
 	// [MQTT-4.7.2-1] wildcards at the first level do not match '$' topics.
 	noWild := len(topic) > 0 && topic[0] == '$'
-	return ix.root.match(topic, noWild, dst, ix.available)
+	pk := picking[K]{available: ix.available, mayRead: ix.mayRead, topic: topic}
+	return ix.root.match(topic, noWild, dst, &pk)
 }
 
 // match matches t, the levels of the topic below n, against n's children.
-func (n *node[K]) match(t []byte, noWild bool, dst []Match[K], avail func(K) bool) []Match[K] {
+func (n *node[K]) match(t []byte, noWild bool, dst []Match[K], pk *picking[K]) []Match[K] {
 	level, rest, last := t, []byte(nil), true
 	if i := bytes.IndexByte(t, '/'); i >= 0 {
 		level, rest, last = t[:i], t[i+1:], false
 	}
 	if !noWild {
 		if n.hash != nil {
-			dst = n.hash.collect(dst, avail)
+			dst = n.hash.collect(dst, pk)
 		}
 		if n.plus != nil {
-			dst = n.plus.matchNext(rest, last, dst, avail)
+			dst = n.plus.matchNext(rest, last, dst, pk)
 		}
 	}
 	if c := n.kids.getBytes(level); c != nil {
-		dst = c.matchNext(rest, last, dst, avail)
+		dst = c.matchNext(rest, last, dst, pk)
 	}
 	return dst
 }
 
 // matchNext continues below n, which matched a topic level; last reports
 // that it was the topic's last level.
-func (n *node[K]) matchNext(rest []byte, last bool, dst []Match[K], avail func(K) bool) []Match[K] {
+func (n *node[K]) matchNext(rest []byte, last bool, dst []Match[K], pk *picking[K]) []Match[K] {
 	if !last {
-		return n.match(rest, false, dst, avail)
+		return n.match(rest, false, dst, pk)
 	}
-	dst = n.collect(dst, avail)
+	dst = n.collect(dst, pk)
 	if n.hash != nil {
 		// "a/#" matches "a" too (§4.7.1.2).
-		dst = n.hash.collect(dst, avail)
+		dst = n.hash.collect(dst, pk)
 	}
 	return dst
 }
 
 // collect appends n's subscriptions and one member of each of its groups.
-func (n *node[K]) collect(dst []Match[K], avail func(K) bool) []Match[K] {
+func (n *node[K]) collect(dst []Match[K], pk *picking[K]) []Match[K] {
 	dst = append(dst, n.subs...)
 	if n.ext != nil {
 		for _, g := range n.ext.groups {
-			dst = append(dst, g.pick(avail))
+			dst = append(dst, g.pick(pk))
 		}
 	}
 	return dst
@@ -344,30 +358,43 @@ func (n *node[K]) remove(key K, group string) (ok bool) {
 	return ok
 }
 
-// pick selects one member (MQTT 5.0 §4.8.2): round-robin among the available
-// members, or among all when none is available. Concurrent readers move the
-// cursor atomically; two racing picks may choose the same member, which only
-// bends the rotation.
-func (g *group[K]) pick(avail func(K) bool) Match[K] {
+// pick selects one member (MQTT 5.0 §4.8.2): round-robin among the members
+// that may read the topic and are available, else among those that may
+// read it, else among all (see NewIndex). The first pass asks mayRead only
+// of available members, the second stops at the first that may read, so
+// a group of offline members costs cheap availability checks. Concurrent
+// readers move the cursor atomically; two racing picks may choose the same
+// member, which only bends the rotation.
+func (g *group[K]) pick(pk *picking[K]) Match[K] {
 	items := g.members
 	n := uint32(len(items))
 	u := g.next.Add(1) - 1
 	start := u % n
-	if avail == nil {
+	if pk.available == nil && pk.mayRead == nil {
 		return items[start]
 	}
-	for i := uint32(0); i < n; i++ {
-		j := start + i
-		if j >= n {
-			j -= n
-		}
-		if avail(items[j].Key) {
+	for pass := 0; pass < 2; pass++ {
+		for i := uint32(0); i < n; i++ {
+			j := start + i
+			if j >= n {
+				j -= n
+			}
+			k := items[j].Key
+			if pass == 0 && pk.available != nil && !pk.available(k) {
+				continue
+			}
+			if pk.mayRead != nil && !pk.mayRead(k, pk.topic) {
+				continue
+			}
 			if i > 0 {
 				// Resume after the chosen member, so skipped members do not
-				// hand their turns to the next available one.
+				// hand their turns to the next eligible one.
 				g.next.CompareAndSwap(u+1, u+1+i)
 			}
 			return items[j]
+		}
+		if pk.available == nil {
+			break // the first pass was the second one
 		}
 	}
 	return items[start]

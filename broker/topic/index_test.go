@@ -1,7 +1,9 @@
 package topic
 
 import (
+	"bytes"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -147,7 +149,7 @@ func TestIndexMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ix := NewIndex[string](nil)
+			ix := NewIndex[string](nil, nil)
 			subscribeAll(t, ix, tt.subs)
 			got := keys(ix.Match([]byte(tt.topic), nil))
 			if tt.want == nil {
@@ -175,7 +177,7 @@ func TestIndexAgreesWithMatchFilter(t *testing.T) {
 		"a", "a/", "a/b", "a/b/c", "a//b", "a/b/c/d", "/a", "/", "//", "b", "$SYS",
 		"$SYS/x", "$SYS/x/y", "a/$x", "A/b", "", "x/a",
 	}
-	ix := NewIndex[string](nil)
+	ix := NewIndex[string](nil, nil)
 	for _, f := range filters {
 		ix.Subscribe(f, Subscription{Filter: f})
 	}
@@ -201,7 +203,7 @@ func TestIndexAgreesWithMatchFilter(t *testing.T) {
 }
 
 func TestIndexReplace(t *testing.T) {
-	ix := NewIndex[string](nil)
+	ix := NewIndex[string](nil, nil)
 	if existed := ix.Subscribe("c1", Subscription{Filter: "a/+", QoS: 0}); existed {
 		t.Fatalf("first Subscribe existed = true, want false")
 	}
@@ -235,7 +237,7 @@ func TestIndexReplace(t *testing.T) {
 }
 
 func TestIndexSubscribeCopiesFilter(t *testing.T) {
-	ix := NewIndex[string](nil)
+	ix := NewIndex[string](nil, nil)
 	buf := []byte("a/b")
 	ix.Subscribe("c1", Subscription{Filter: string(buf)})
 	sub := Subscription{Filter: "x/y"}
@@ -248,7 +250,7 @@ func TestIndexSubscribeCopiesFilter(t *testing.T) {
 }
 
 func TestIndexUnsubscribe(t *testing.T) {
-	ix := NewIndex[string](nil)
+	ix := NewIndex[string](nil, nil)
 	ix.Subscribe("c1", Subscription{Filter: "a/b/c"})
 	ix.Subscribe("c1", Subscription{Filter: "a/+/c"})
 	ix.Subscribe("c2", Subscription{Filter: "a/b/c"})
@@ -291,7 +293,7 @@ func TestIndexUnsubscribe(t *testing.T) {
 // order, including wide nodes that switch to maps, and checks that the trie
 // returns to empty.
 func TestIndexChurnPrunes(t *testing.T) {
-	ix := NewIndex[int](nil)
+	ix := NewIndex[int](nil, nil)
 	r := rand.New(rand.NewPCG(1, 2))
 	type sub struct {
 		key           int
@@ -329,7 +331,7 @@ func TestIndexChurnPrunes(t *testing.T) {
 // TestIndexWideNodes crosses the thresholds where children and subscriber
 // sets switch representation, in both directions.
 func TestIndexWideNodes(t *testing.T) {
-	ix := NewIndex[int](nil)
+	ix := NewIndex[int](nil, nil)
 	const n = 200
 	for i := range n {
 		ix.Subscribe(i, Subscription{Filter: "fan/out"})
@@ -370,7 +372,7 @@ func TestIndexWideNodes(t *testing.T) {
 }
 
 func TestSharedRoundRobin(t *testing.T) {
-	ix := NewIndex[string](nil)
+	ix := NewIndex[string](nil, nil)
 	members := []string{"m1", "m2", "m3"}
 	for _, m := range members {
 		ix.Subscribe(m, Subscription{Filter: "jobs/+", Group: "workers"})
@@ -395,11 +397,56 @@ func TestSharedRoundRobin(t *testing.T) {
 	}
 }
 
+// TestSharedPicksMembersThatMayRead: a member that may not read the topic
+// is never picked while another may, connected or not; it does not even
+// break the rotation of those that may.
+func TestSharedPicksMembersThatMayRead(t *testing.T) {
+	up := map[string]bool{"ro": true, "rw1": true, "rw2": true, "off": false}
+	mayRead := func(k string, topic []byte) bool { return k != "ro" || !bytes.HasPrefix(topic, []byte("secret/")) }
+	var down atomic.Bool // every member offline
+	ix := NewIndex(func(k string) bool { return up[k] && !down.Load() }, mayRead)
+	for _, m := range []string{"ro", "rw1", "rw2", "off"} {
+		ix.Subscribe(m, Subscription{Filter: "#", Group: "g"})
+	}
+	for _, tc := range []struct {
+		name  string
+		down  bool
+		topic string
+		want  map[string]int
+	}{
+		{"open topic: every connected member", false, "open/x", map[string]int{"ro": 40, "rw1": 40, "rw2": 40}},
+		{"denied topic: connected members that may read", false, "secret/x", map[string]int{"rw1": 60, "rw2": 60}},
+		{"all offline: members that may read", true, "secret/x", map[string]int{"rw1": 40, "rw2": 40, "off": 40}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			down.Store(tc.down)
+			counts := map[string]int{}
+			for range 120 {
+				got := ix.Match([]byte(tc.topic), nil)
+				if len(got) != 1 {
+					t.Fatalf("Match = %d subscriptions, want 1", len(got))
+				}
+				counts[got[0].Key]++
+			}
+			if !maps.Equal(counts, tc.want) {
+				t.Errorf("picks = %v, want %v", counts, tc.want)
+			}
+		})
+	}
+	t.Run("none may read: picked anyway, for the caller to refuse", func(t *testing.T) {
+		ix := NewIndex[string](nil, func(string, []byte) bool { return false })
+		ix.Subscribe("m1", Subscription{Filter: "jobs", Group: "g"})
+		if got := ix.Match([]byte("jobs"), nil); len(got) != 1 || got[0].Key != "m1" {
+			t.Errorf("Match = %v, want m1", got)
+		}
+	})
+}
+
 func TestSharedPrefersAvailable(t *testing.T) {
 	var mu sync.Mutex
 	up := map[string]bool{"m1": false, "m2": true, "m3": false, "m4": true}
 	avail := func(k string) bool { mu.Lock(); defer mu.Unlock(); return up[k] }
-	ix := NewIndex(avail)
+	ix := NewIndex(avail, nil)
 	for _, m := range []string{"m1", "m2", "m3", "m4"} {
 		ix.Subscribe(m, Subscription{Filter: "jobs", Group: "g"})
 	}
@@ -435,7 +482,7 @@ func TestSharedPrefersAvailable(t *testing.T) {
 		}
 	})
 	t.Run("nil available is all available", func(t *testing.T) {
-		ix := NewIndex[string](nil)
+		ix := NewIndex[string](nil, nil)
 		ix.Subscribe("m1", Subscription{Filter: "jobs", Group: "g"})
 		if got := ix.Match([]byte("jobs"), nil); len(got) != 1 || got[0].Key != "m1" {
 			t.Errorf("Match = %q, want m1", keys(got))
@@ -444,7 +491,7 @@ func TestSharedPrefersAvailable(t *testing.T) {
 }
 
 func TestSharedGroupRemovedWithLastMember(t *testing.T) {
-	ix := NewIndex[string](nil)
+	ix := NewIndex[string](nil, nil)
 	ix.Subscribe("m1", Subscription{Filter: "a", Group: "g"})
 	ix.Subscribe("m2", Subscription{Filter: "a", Group: "g"})
 	ix.Unsubscribe("m1", "g", "a")
@@ -464,7 +511,7 @@ func TestSharedGroupRemovedWithLastMember(t *testing.T) {
 
 func TestIndexConcurrent(t *testing.T) {
 	var down atomic.Int32
-	ix := NewIndex(func(k int) bool { return int32(k) != down.Load() })
+	ix := NewIndex(func(k int) bool { return int32(k) != down.Load() }, nil)
 	filters := []string{"a/b/c", "a/+/c", "a/#", "#", "+/b/+", "x/y"}
 	// Fixed work on both sides: spinning readers would starve the writers
 	// on a small machine under -race.
@@ -517,7 +564,7 @@ func TestIndexConcurrent(t *testing.T) {
 }
 
 func TestMatchDoesNotAllocate(t *testing.T) {
-	ix := NewIndex(func(k int) bool { return k%2 == 0 })
+	ix := NewIndex(func(k int) bool { return k%2 == 0 }, func(k int, topic []byte) bool { return k%3 != 0 && len(topic) > 0 })
 	for i := range 100 {
 		ix.Subscribe(i, Subscription{Filter: fmt.Sprintf("dev/%d/cmd", i)})
 		ix.Subscribe(i, Subscription{Filter: "dev/+/cmd"})
@@ -562,7 +609,7 @@ func heapPerSubscription(clients int) float64 {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	ix := NewIndex[string](nil)
+	ix := NewIndex[string](nil, nil)
 	for i := range keys {
 		ix.Subscribe(keys[i], Subscription{Filter: filters[i], QoS: 1})
 	}
