@@ -326,3 +326,31 @@ func TestIsoSharedGroupSkipsMembersThatMayNotRead(t *testing.T) {
 	alice.Receive()
 	bob.Receive()
 }
+
+// TestIsoWillCannotSpoofSys: on a broker open to anonymous clients, a will
+// on a $SYS topic is neither published, retained nor stored for after a
+// restart: $-topics are the broker's.
+func TestIsoWillCannotSpoofSys(t *testing.T) {
+	t.Parallel()
+	b := startDurable(t, broker.Options{})
+	watch := mqtttest.MustConnect(t, b.addr, persistent(packets.V5, "watch"))
+	watch.Sub("$SYS/#", 1)
+	for _, cp := range []*packets.Connect{
+		withWill(mqtttest.V5("spoof-now"), "$SYS/broker/version", 0),
+		withWill(persistent(packets.V5, "spoof-kept"), "$SYS/broker/clients/connected", 0),
+	} {
+		cp.Will.Retain = true
+		mqtttest.MustConnect(t, b.addr, cp).Close()
+	}
+	watch.ExpectNone(quiet)
+	if n := b.srv.Stats().PublishDenied; n != 2 {
+		t.Errorf("PublishDenied = %d, want 2", n)
+	}
+	mqtttest.MustConnect(t, b.addr, withWill(persistent(packets.V5, "spoof-stored"), "$SYS/broker/uptime", 0))
+	b.restart()
+	watch = mqtttest.MustConnect(t, b.addr, persistent(packets.V5, "watch"))
+	fresh := mqtttest.MustConnect(t, b.addr, mqtttest.V5("fresh"))
+	fresh.Sub("$SYS/#", 1) // a retained will would come now
+	watch.ExpectNone(quiet)
+	fresh.ExpectNone(quiet)
+}

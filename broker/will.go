@@ -108,6 +108,13 @@ func (s *Server) fireWill(st *clientState, pw *pendingWill) {
 }
 
 func (s *Server) publishWill(st *clientState, m *outbox.Message, now time.Time) {
+	if isReserved(m.Topic) {
+		// No client-originated message lands on a $-topic ($SYS is the
+		// broker's), as handlePublish refuses a PUBLISH there.
+		s.stats.PublishDenied.Add(1)
+		s.log.Info("Will not published: $-topics are the broker's", "client", st.id, "topic", m.Topic)
+		return
+	}
 	var p Principal
 	if box := st.principal.Load(); box != nil {
 		p = box.p
@@ -126,6 +133,9 @@ func (s *Server) publishWill(st *clientState, m *outbox.Message, now time.Time) 
 	s.publishMessage(st, m, now)
 }
 
+// isReserved reports a $-topic, which only the broker publishes to.
+func isReserved(topic string) bool { return len(topic) > 0 && topic[0] == '$' }
+
 func willMessage(c *client, now time.Time) *outbox.Message {
 	w := c.will
 	p := packets.Publish{QoS: w.QoS, Retain: w.Retain, Topic: bytesOf(w.Topic), Payload: w.Payload, Props: w.Props}
@@ -139,7 +149,7 @@ func willMessage(c *client, now time.Time) *outbox.Message {
 // st.mu.
 func (st *clientState) persistWillLocked(p Principal) {
 	w := st.client.will
-	if !st.journal.durable() || w == nil {
+	if !st.journal.durable() || w == nil || isReserved(w.Topic) {
 		st.journal.forgetWill()
 		return
 	}
