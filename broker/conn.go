@@ -42,8 +42,9 @@ type client struct {
 
 	// Poller state (Linux, plain TCP): fd is the socket; kaTimer wakes a
 	// parked connection when its keepalive runs out; deadline is the read
-	// deadline last set on a pollable connection; wokeAt is when the
-	// current goroutine took the connection.
+	// deadline last set on a pollable connection (before CONNECT, on any
+	// connection: the connect deadline, fixed at accept); wokeAt is when
+	// the current goroutine took the connection.
 	fd       int32
 	kaTimer  *time.Timer
 	deadline time.Time
@@ -66,12 +67,14 @@ type client struct {
 }
 
 func newClient(s *Server, conn net.Conn) *client {
+	now := time.Now()
 	c := &client{
 		srv:      s,
 		conn:     conn,
 		remote:   conn.RemoteAddr().String(),
 		done:     make(chan struct{}),
-		lastRead: time.Now(),
+		lastRead: now,
+		deadline: now.Add(time.Duration(s.lim.ConnectTimeout) * time.Second),
 	}
 	if s.poller != nil {
 		c.fd, c.life.pollable = fdOf(conn)

@@ -10,9 +10,6 @@ import (
 	"github.com/fleetmq/fleetmq/broker/packets"
 )
 
-// connectTimeout bounds how long a new connection may take to send CONNECT.
-const connectTimeout = 10 * time.Second
-
 func (c *client) serve() {
 	c.life.running.Store(true)
 	c.run()
@@ -141,7 +138,6 @@ func (c *client) earlyTimeout(err error) bool {
 // readBurst reads and handles packets with a pooled buffer until no
 // partial packet is pending, then gives the buffer back.
 func (c *client) readBurst() error {
-	maxSize := int(c.srv.lim.MaxPacketSize)
 	c.rb = getBuffer()
 	c.rb.b = append(c.rb.b[:0], c.one[0])
 	defer func() {
@@ -158,19 +154,24 @@ func (c *client) readBurst() error {
 	pos := 0
 	for {
 		for pos < len(c.rb.b) {
+			unauthenticated := c.st == nil
+			maxSize := int(c.srv.lim.MaxPacketSize)
+			if unauthenticated {
+				maxSize = int(min(c.srv.lim.MaxConnectPacketSize, c.srv.lim.MaxPacketSize))
+			}
 			first, body, n, err := packets.Frame(c.rb.b[pos:], maxSize)
 			if err != nil {
-				code := packets.Code(err)
-				if errors.Is(err, packets.ErrPacketTooLarge) {
-					code = packets.PacketTooLarge
-				}
-				return &errProtocol{code: code, err: fmt.Errorf("read packet: %w", err)}
+				return c.frameError(err, c.rb.b[pos:])
 			}
 			if n == 0 {
 				break
 			}
 			c.srv.stats.BytesReceived.Add(int64(n))
-			if err := c.handle(first, body); err != nil {
+			err = c.handle(first, body)
+			if unauthenticated && c.st != nil {
+				c.authenticated()
+			}
+			if err != nil {
 				return err
 			}
 			pos += n
@@ -201,6 +202,48 @@ func (c *client) readBurst() error {
 	}
 }
 
+// frameError is the error that ends the connection when a packet cannot
+// be framed. A first packet over MaxConnectPacketSize is counted, and a v5
+// CONNECT gets CONNACK 0x95 when enough of it arrived to tell its version.
+func (c *client) frameError(err error, buf []byte) error {
+	code := packets.Code(err)
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		code = packets.PacketTooLarge
+		if c.st == nil {
+			c.srv.stats.ConnectTooLarge.Add(1)
+			if connectVersion(buf) == packets.V5 {
+				c.refuse(packets.V5, packets.PacketTooLarge)
+			}
+		}
+	}
+	return &errProtocol{code: code, err: fmt.Errorf("read packet: %w", err)}
+}
+
+// connectVersion is the protocol level of the CONNECT that buf starts
+// with, or 0 when buf holds no CONNECT or too little of it.
+func connectVersion(buf []byte) packets.Version {
+	if len(buf) < 2 || packets.Type(buf[0]>>4) != packets.CONNECT {
+		return 0
+	}
+	i := 1 // skip the remaining length (1 to 4 bytes)
+	for i < len(buf) && i < 4 && buf[i]&0x80 != 0 {
+		i++
+	}
+	i++
+	const name = "\x00\x04MQTT" // protocol name, then the level byte
+	if len(buf) <= i+len(name) || string(buf[i:i+len(name)]) != name {
+		return 0
+	}
+	return packets.Version(buf[i+len(name)])
+}
+
+// authenticated ends the connection's unauthenticated phase: CONNECT
+// attached a session. The connect deadline no longer applies.
+func (c *client) authenticated() {
+	c.srv.stats.Unauthenticated.Add(-1)
+	c.deadline = time.Time{}
+}
+
 // setReadDeadline sets the deadline of the next read: the keepalive
 // expiry, and for a pollable connection waiting between packets
 // (parkable) the moment it has been idle long enough to park.
@@ -209,7 +252,8 @@ func (c *client) setReadDeadline(parkable bool) {
 	case c.life.kicked.Load():
 		// kick set a short deadline for the goodbye; keep it.
 	case c.st == nil:
-		c.conn.SetReadDeadline(time.Now().Add(connectTimeout))
+		// Fixed at accept: a CONNECT trickling in does not move it.
+		c.conn.SetReadDeadline(c.deadline)
 	case c.life.pollable:
 		var want time.Time
 		if parkable {
@@ -248,6 +292,9 @@ func (c *client) finish(err error) {
 		// [MQTT-3.1.2-24] no packet within 1.5 × keepalive.
 		s.log.Info("Keepalive timeout; closing connection", "client", c.id, "remote", c.remote)
 		c.kick(packets.KeepAliveTimeout, "keepalive timeout")
+	case isTimeout(err) && c.st == nil && !c.life.kicked.Load():
+		s.stats.ConnectTimeouts.Add(1)
+		s.log.Debug("No CONNECT within the connect timeout; closing connection", "remote", c.remote)
 	default:
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
 			s.log.Debug("Connection ended", "client", c.id, "remote", c.remote, "err", err)
@@ -260,6 +307,8 @@ func (c *client) finish(err error) {
 	if c.st != nil {
 		s.detach(c)
 		s.stats.ClientsConnected.Add(-1)
+	} else {
+		s.stats.Unauthenticated.Add(-1)
 	}
 	s.removeClient(c)
 	close(c.done)

@@ -42,6 +42,17 @@ type Limits struct {
 	TopicAliasMaximum uint16 `json:"topicAliasMaximum,omitempty"`
 	// MaxClientIDLength bounds client identifiers (3.1 allows only 23).
 	MaxClientIDLength int `json:"maxClientIDLength,omitempty"`
+	// ConnectTimeout is how long a new connection has, counted from accept,
+	// to complete its CONNECT, in seconds. Bytes trickling in do not extend
+	// it.
+	ConnectTimeout uint16 `json:"connectTimeout,omitempty"`
+	// MaxConnectPacketSize bounds the first packet (CONNECT), which is read
+	// before the client is authenticated, in bytes (MaxPacketSize when that
+	// is smaller). A larger one is refused: v5 CONNACK 0x95, else a close.
+	MaxConnectPacketSize uint32 `json:"maxConnectPacketSize,omitempty"`
+	// MaxUnauthenticated is how many connections may be open without having
+	// completed CONNECT; a socket accepted beyond it is closed at once.
+	MaxUnauthenticated int `json:"maxUnauthenticated,omitempty"`
 }
 
 // DefaultLimits are sane for a broker serving tens of thousands of devices.
@@ -57,6 +68,10 @@ var DefaultLimits = Limits{
 	MaxSessionExpiry:  7 * 24 * 3600,
 	TopicAliasMaximum: 64,
 	MaxClientIDLength: 256,
+
+	ConnectTimeout:       10,
+	MaxConnectPacketSize: 64 << 10,
+	MaxUnauthenticated:   1024,
 }
 
 // withDefaults returns l with every zero field set from DefaultLimits.
@@ -73,6 +88,9 @@ func (l Limits) withDefaults() Limits {
 	l.MaxSessionExpiry = cmp.Or(l.MaxSessionExpiry, d.MaxSessionExpiry)
 	l.TopicAliasMaximum = cmp.Or(l.TopicAliasMaximum, d.TopicAliasMaximum)
 	l.MaxClientIDLength = cmp.Or(l.MaxClientIDLength, d.MaxClientIDLength)
+	l.ConnectTimeout = cmp.Or(l.ConnectTimeout, d.ConnectTimeout)
+	l.MaxConnectPacketSize = cmp.Or(l.MaxConnectPacketSize, d.MaxConnectPacketSize)
+	l.MaxUnauthenticated = cmp.Or(l.MaxUnauthenticated, d.MaxUnauthenticated)
 	return l
 }
 
@@ -95,6 +113,12 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("maxTopicLevels %d: must not be negative", l.MaxTopicLevels)
 	case l.MaxClientIDLength < 0 || l.MaxClientIDLength > 65535:
 		return fmt.Errorf("maxClientIDLength %d: must be between 1 and 65535", l.MaxClientIDLength)
+	case l.MaxConnectPacketSize > 268435460:
+		return fmt.Errorf("maxConnectPacketSize %d: above the protocol maximum 268435460", l.MaxConnectPacketSize)
+	case l.MaxConnectPacketSize != 0 && l.MaxConnectPacketSize < 64:
+		return fmt.Errorf("maxConnectPacketSize %d: must be at least 64 bytes", l.MaxConnectPacketSize)
+	case l.MaxUnauthenticated < 0:
+		return fmt.Errorf("maxUnauthenticated %d: must not be negative", l.MaxUnauthenticated)
 	}
 	return nil
 }

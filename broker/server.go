@@ -184,10 +184,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // e.g. WebSocket, hands its connections here). It returns at once.
 func (s *Server) ServeConn(conn net.Conn) {
 	s.willsOnce.Do(s.armRestoredWills)
+	// Counted until CONNECT attaches a session (client.authenticated) or
+	// the connection ends before that (client.finish).
+	if s.stats.Unauthenticated.Add(1) > int64(s.lim.MaxUnauthenticated) {
+		s.stats.Unauthenticated.Add(-1)
+		s.stats.UnauthenticatedRefused.Add(1)
+		s.log.Debug("Connection refused: too many connections without CONNECT", "remote", conn.RemoteAddr().String(), "max", s.lim.MaxUnauthenticated)
+		conn.Close()
+		return
+	}
 	c := newClient(s, conn)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		s.stats.Unauthenticated.Add(-1)
 		conn.Close()
 		return
 	}

@@ -30,6 +30,19 @@ type Stats struct {
 	// (Options.SessionTakeover).
 	TakeoverRefused   atomic.Int64
 	TakeoverDiscarded atomic.Int64
+
+	// Unauthenticated is how many connections have not completed CONNECT
+	// yet (a gauge, bounded by Limits.MaxUnauthenticated).
+	Unauthenticated atomic.Int64
+	// ConnectTimeouts counts connections closed for not completing
+	// CONNECT within Limits.ConnectTimeout.
+	ConnectTimeouts atomic.Int64
+	// ConnectTooLarge counts first packets refused for exceeding
+	// Limits.MaxConnectPacketSize.
+	ConnectTooLarge atomic.Int64
+	// UnauthenticatedRefused counts sockets closed at accept because
+	// Limits.MaxUnauthenticated connections were already waiting.
+	UnauthenticatedRefused atomic.Int64
 }
 
 // StatsSnapshot is a copy of the counters at one moment.
@@ -54,6 +67,11 @@ type StatsSnapshot struct {
 	// TakeoverRefused, TakeoverDiscarded: see Stats.
 	TakeoverRefused   int64
 	TakeoverDiscarded int64
+
+	Unauthenticated        int64
+	ConnectTimeouts        int64
+	ConnectTooLarge        int64
+	UnauthenticatedRefused int64
 }
 
 func (st *Stats) snapshot(s *Server) StatsSnapshot {
@@ -76,6 +94,11 @@ func (st *Stats) snapshot(s *Server) StatsSnapshot {
 		SubscribeDenied:  st.SubscribeDenied.Load(),
 		DeliveryDenied:   st.DeliveryDenied.Load(),
 		Revoked:          st.Revoked.Load(),
+
+		Unauthenticated:        st.Unauthenticated.Load(),
+		ConnectTimeouts:        st.ConnectTimeouts.Load(),
+		ConnectTooLarge:        st.ConnectTooLarge.Load(),
+		UnauthenticatedRefused: st.UnauthenticatedRefused.Load(),
 	}
 	out.TakeoverRefused = st.TakeoverRefused.Load()
 	out.TakeoverDiscarded = st.TakeoverDiscarded.Load()

@@ -357,6 +357,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		`fleetmq_auth_reloads_total{result="applied"} 1`,
 		"fleetmq_auth_reload_duration_seconds_count 1",
 		"fleetmq_sessions_revoked_total 0",
+		"fleetmq_clients_unauthenticated ",
+		`fleetmq_preconnect_closed_total{reason="limit"} 0`,
 		"fleetmq_connections_total ",
 		"fleetmq_subscriptions ",
 		"go_goroutines ",

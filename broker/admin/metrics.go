@@ -75,6 +75,9 @@ var (
 	descDenied      = prometheus.NewDesc("fleetmq_acl_denials_total", "ACL denials, by action (publish, subscribe, deliver).", []string{"action"}, nil)
 	descRevoked     = prometheus.NewDesc("fleetmq_sessions_revoked_total", "Sessions ended by an auth reload.", nil, nil)
 	descForeign     = prometheus.NewDesc("fleetmq_foreign_session_connects_total", "CONNECTs with the client id of a session another user owns, by outcome (refused, discarded).", []string{"outcome"}, nil)
+
+	descUnauthenticated  = prometheus.NewDesc("fleetmq_clients_unauthenticated", "Connections open that have not completed CONNECT yet.", nil, nil)
+	descPreConnectClosed = prometheus.NewDesc("fleetmq_preconnect_closed_total", "Connections closed before CONNECT completed, by reason (timeout: connectTimeout passed; too_large: first packet over maxConnectPacketSize; limit: maxUnauthenticated reached at accept).", []string{"reason"}, nil)
 )
 
 // statsCollector turns a broker.Stats snapshot into metrics at scrape time.
@@ -83,7 +86,8 @@ type statsCollector struct{ srv *broker.Server }
 func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnected, descConnects, descSessions, descSubs, descRetained, descMsgsIn,
 		descMsgsOut, descBytesIn, descBytesOut, descDropped, descProtoErrors, descAuthFail, descDenied, descRevoked,
-		descForeign} {
+		descForeign,
+		descUnauthenticated, descPreConnectClosed} {
 		ch <- d
 	}
 }
@@ -116,6 +120,10 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRevoked, s.Revoked)
 	counter(descForeign, s.TakeoverRefused, "refused")
 	counter(descForeign, s.TakeoverDiscarded, "discarded")
+	gauge(descUnauthenticated, float64(s.Unauthenticated))
+	counter(descPreConnectClosed, s.ConnectTimeouts, "timeout")
+	counter(descPreConnectClosed, s.ConnectTooLarge, "too_large")
+	counter(descPreConnectClosed, s.UnauthenticatedRefused, "limit")
 }
 
 // StoreStats is what the store metrics read; *store.Bolt has it.

@@ -146,6 +146,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown config field", []string{"--config", writeFile(t, "c.yaml", "listenerz:\n  mqtt: \":1883\"\n")}, "", "listenerz"},
 		{"misspelt nested field", []string{"--config", writeFile(t, "c.yaml", "limits:\n  maxInflights: 3\n")}, "", "maxInflights"},
 		{"bad config value", []string{"--config", writeFile(t, "c.yaml", "limits:\n  maxPacketSize: 3\n")}, "", "maxPacketSize"},
+		{"bad connect limit", []string{"--config", writeFile(t, "c.yaml", "limits:\n  maxConnectPacketSize: 3\n")}, "", "maxConnectPacketSize"},
 		{"two bad config values", []string{"--config", writeFile(t, "c.yaml", "log:\n  level: loud\n  format: xml\n")}, "", "log.level"},
 		{"bad session takeover", []string{"--config", writeFile(t, "c.yaml", "sessionTakeover: steal\n")}, "", "sessionTakeover"},
 		{"config not YAML", []string{"--config", writeFile(t, "c.yaml", "listeners: [\n")}, "", "c.yaml"},

@@ -1,0 +1,222 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/internal/mqtttest"
+	"github.com/fleetmq/fleetmq/broker/packets"
+)
+
+// Hostile clients that try to exhaust the broker's memory through one
+// connection (or many unauthenticated ones). The memory tests do not call
+// t.Parallel: they measure the heap of the whole test process.
+
+// heapAlloc is the live heap after a full collection.
+func heapAlloc() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// dialRaw opens a TCP connection that the test drives byte by byte.
+func dialRaw(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, mqtttest.Timeout)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// expectEOF waits for the broker to close conn, skipping whatever it sent
+// before (at most one packet, returned; first is 0 when none came).
+func expectEOF(t testing.TB, conn net.Conn, what string) (first byte, body []byte) {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(mqtttest.Timeout))
+	for n := 0; ; n++ {
+		f, b, err := packets.ReadPacket(conn, nil, 0)
+		switch {
+		case err == nil && n == 0:
+			first, body = f, b
+			continue
+		case err == nil:
+			t.Fatalf("%s: got a second packet (type %d), want the connection closed", what, f>>4)
+		case isTimeoutErr(err):
+			t.Fatalf("%s: connection still open after %v", what, mqtttest.Timeout)
+		}
+		return first, body
+	}
+}
+
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// A client that trickles its CONNECT a byte at a time must not keep the
+// connection (and its read buffer) forever: the connect timeout counts
+// from accept, not from the last byte.
+func TestHostileConnectTrickle(t *testing.T) {
+	t.Parallel()
+	srv, addr := start(t, broker.Options{Limits: broker.Limits{ConnectTimeout: 1}})
+	conn := dialRaw(t, addr)
+	cp := mqtttest.V5("trickle")
+	cp.Will = &packets.Will{Topic: "w", Payload: bytes.Repeat([]byte{'x'}, 4000)}
+	b := cp.Append(nil)
+	go func() {
+		for i := range b {
+			if _, err := conn.Write(b[i : i+1]); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // 4 KB take minutes
+		}
+	}()
+	if first, _ := expectEOF(t, conn, "trickled CONNECT"); first != 0 {
+		t.Errorf("got packet type %d before the close, want none", first>>4)
+	}
+	mqtttest.WaitFor(t, "ConnectTimeouts 1", func() bool { return srv.Stats().ConnectTimeouts == 1 })
+	mqtttest.WaitFor(t, "no unauthenticated connection left", func() bool { return srv.Stats().Unauthenticated == 0 })
+
+	// A prompt client is unaffected.
+	mqtttest.MustConnect(t, addr, mqtttest.V5("prompt")).Ping()
+}
+
+// A first packet larger than MaxConnectPacketSize is refused as soon as
+// its header is read: v5 gets CONNACK 0x95, 3.1.1 (which has no such code)
+// a close. Before, the broker buffered up to MaxPacketSize (1 MiB) for
+// every unauthenticated socket.
+func TestHostileConnectTooLarge(t *testing.T) {
+	srv, addr := startDefault(t)
+	const perVersion = 32
+	// A 900 KiB CONNECT (under MaxPacketSize), of which 256 KiB are sent.
+	big := func(cp *packets.Connect) []byte {
+		cp.Will = &packets.Will{Topic: "w", Payload: make([]byte, 900<<10)}
+		return cp.Append(nil)[:256<<10]
+	}
+	v5, v311 := big(mqtttest.V5("big5")), big(mqtttest.V311("big3", true))
+
+	before := heapAlloc()
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	for i := range 2 * perVersion {
+		conn := dialRaw(t, addr)
+		conns = append(conns, conn)
+		b := v5
+		if i%2 == 1 {
+			b = v311
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn.SetWriteDeadline(time.Now().Add(mqtttest.Timeout))
+			conn.Write(b) // fails once the broker has closed it
+		}()
+	}
+	for i, conn := range conns {
+		first, body := expectEOF(t, conn, "oversized CONNECT")
+		if i%2 == 1 {
+			if first != 0 {
+				t.Fatalf("3.1.1: got packet type %d, want the connection closed without an answer", first>>4)
+			}
+			continue
+		}
+		p := mqtttest.Decode(packets.V5, first, body)
+		if p.Connack == nil || p.Connack.ReasonCode != packets.PacketTooLarge {
+			t.Fatalf("v5: got %v, want CONNACK 0x95", p)
+		}
+	}
+	wg.Wait()
+	if grew := heapAlloc() - before; grew > 4<<20 {
+		t.Errorf("heap grew %d KiB for %d oversized CONNECTs, want at most 4096 KiB", grew>>10, 2*perVersion)
+	}
+	if got := srv.Stats().ConnectTooLarge; got != 2*perVersion {
+		t.Errorf("ConnectTooLarge: got %d, want %d", got, 2*perVersion)
+	}
+	mqtttest.WaitFor(t, "no unauthenticated connection left", func() bool { return srv.Stats().Unauthenticated == 0 })
+
+	// A CONNECT just under the bound still gets in.
+	cp := mqtttest.V5("fits")
+	cp.Will = &packets.Will{Topic: "w", Payload: make([]byte, 60<<10)}
+	mqtttest.MustConnect(t, addr, cp).Ping()
+}
+
+// Sockets that never send CONNECT are capped: past MaxUnauthenticated a
+// new one is closed at accept. The count stays exact whichever way a
+// connection leaves the unauthenticated phase.
+func TestHostileUnauthenticatedLimit(t *testing.T) {
+	t.Parallel()
+	const max = 4
+	srv, err := broker.New(broker.Options{AllowAnonymous: true, SysInterval: -1, Limits: broker.Limits{MaxUnauthenticated: max}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background(), ln) }()
+	addr := ln.Addr().String()
+	unauth := func(want int64) {
+		t.Helper()
+		mqtttest.WaitFor(t, fmt.Sprint("Unauthenticated == ", want), func() bool { return srv.Stats().Unauthenticated == want })
+	}
+
+	silent := make([]net.Conn, max)
+	for i := range silent {
+		silent[i] = dialRaw(t, addr)
+	}
+	unauth(max)
+	extra := dialRaw(t, addr)
+	expectEOF(t, extra, "socket over MaxUnauthenticated")
+	if got := srv.Stats().UnauthenticatedRefused; got != 1 {
+		t.Errorf("UnauthenticatedRefused: got %d, want 1", got)
+	}
+
+	// Every way out of the phase frees a place: accepted, refused,
+	// protocol error, closed by the client.
+	accepted := silent[0]
+	accepted.Write(mqtttest.V311("ok", true).Append(nil))
+	if first, _, err := packets.ReadPacket(accepted, nil, 0); err != nil || packets.Type(first>>4) != packets.CONNACK {
+		t.Fatalf("CONNECT: got type %d, err %v; want CONNACK", first>>4, err)
+	}
+	refused := silent[1]
+	long := mqtttest.V311(string(bytes.Repeat([]byte{'i'}, 300)), true) // over MaxClientIDLength
+	refused.Write(long.Append(nil))
+	expectEOF(t, refused, "refused CONNECT")
+	bad := silent[2]
+	bad.Write(packets.AppendEmpty(nil, packets.PINGREQ)) // not CONNECT first
+	expectEOF(t, bad, "PINGREQ before CONNECT")
+	silent[3].Close()
+	unauth(0)
+
+	// The places freed are usable again.
+	mqtttest.MustConnect(t, addr, mqtttest.V5("after")).Ping()
+	for range max {
+		dialRaw(t, addr)
+	}
+	unauth(max)
+
+	// Shutdown ends the waiting ones too.
+	ctx, cancel := context.WithTimeout(context.Background(), mqtttest.Timeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	<-served
+	if got := srv.Stats().Unauthenticated; got != 0 {
+		t.Errorf("Unauthenticated after Shutdown: got %d, want 0", got)
+	}
+}
