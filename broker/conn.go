@@ -59,11 +59,14 @@ type client struct {
 	// held counts replies waiting for a store commit (afterDurable).
 	held atomic.Int32
 
-	// outMu guards out, aliasesOut and life's output fields (phase,
-	// flushing, inBurst).
+	// outMu guards out, aliasesOut, drained and life's output fields
+	// (phase, flushing, inBurst).
 	outMu      sync.Mutex
 	out        *buffer
 	aliasesOut map[string]uint16
+	// drained exists while the reader is throttled; the flusher closes it
+	// once the output is down to half of maxPendingBytes (or closed).
+	drained chan struct{}
 }
 
 func newClient(s *Server, conn net.Conn) *client {

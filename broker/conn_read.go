@@ -175,6 +175,9 @@ func (c *client) readBurst() error {
 				return err
 			}
 			pos += n
+			if c.life.backlog.Load() {
+				c.throttle()
+			}
 		}
 		if pos == len(c.rb.b) {
 			return nil

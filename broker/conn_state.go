@@ -26,6 +26,15 @@ import "sync/atomic"
 // Writing. Output goes to client.out. One writer drains it at a time
 // (flushing): a flusher goroutine, or the reader itself at the end of a
 // burst (inBurst defers flushing to then, so a burst is one write).
+//
+// Backpressure. Output past maxPendingBytes sets backlog; the reader,
+// between two packets, then stops taking packets until it has drained:
+//
+//	running ──backlog (throttle: inBurst off, flusher started)──► throttled
+//	throttled ──flusher drained output to half │ output closed──► running (inBurst on)
+//
+// A throttled reader still holds running and its read buffer, but no lock;
+// it waits on client.drained, made only then.
 type connState struct {
 	// running is held by the goroutine handling the connection.
 	running atomic.Bool
@@ -37,6 +46,9 @@ type connState struct {
 	// normalClose: the client sent DISCONNECT without "with will", so its
 	// will is discarded [MQTT-3.14.4-3].
 	normalClose atomic.Bool
+	// backlog: the output went past maxPendingBytes; the reader throttles
+	// before its next packet. Set under client.outMu, read without it.
+	backlog atomic.Bool
 
 	// Owned by the goroutine holding running: pollable says the connection
 	// may be parked (Linux, plain TCP, poller on), registered that its fd

@@ -82,8 +82,8 @@ func (c *client) pauseBurst() {
 }
 
 // writePacket appends one packet to the output and wakes the flusher.
-// Control packets are never dropped for a slow consumer: they are small
-// and bounded by the client's own requests.
+// Control packets are never dropped for a slow consumer: they answer the
+// client's own requests, which throttle bounds.
 func (c *client) writePacket(enc func([]byte) []byte) {
 	c.outMu.Lock()
 	if c.life.phase == outOpen {
@@ -91,9 +91,58 @@ func (c *client) writePacket(enc func([]byte) []byte) {
 			c.out = getBuffer()
 		}
 		c.out.b = enc(c.out.b)
-		c.startFlushLocked()
+		c.appendedLocked()
 	}
 	c.outMu.Unlock()
+}
+
+// appendedLocked follows every append to the output: it starts the
+// flusher, and past maxPendingBytes tells the reader to stop taking
+// packets (throttle). Caller holds c.outMu.
+func (c *client) appendedLocked() {
+	if len(c.out.b) > c.srv.lim.MaxPendingBytes && !c.life.backlog.Load() {
+		c.life.backlog.Store(true)
+	}
+	c.startFlushLocked()
+}
+
+// throttle is called by the reader between packets when the output went
+// past maxPendingBytes (backlog): it takes no more packets until the
+// flusher has drained the output to half of that, or the connection
+// closed. So a client that sends without reading cannot make the broker
+// buffer replies without bound; if it never reads, the write timeout
+// closes it. The reader holds no lock while it waits, and the channel it
+// waits on exists only then.
+func (c *client) throttle() {
+	c.outMu.Lock()
+	counted := false
+	for c.life.phase != outClosed && c.pendingLocked() > c.srv.lim.MaxPendingBytes/2 {
+		if !counted {
+			c.srv.stats.ReadsThrottled.Add(1)
+			counted = true
+		}
+		c.life.inBurst = false // let the flusher write what the burst produced
+		c.startFlushLocked()
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
+		ch := c.drained
+		c.outMu.Unlock()
+		<-ch
+		c.outMu.Lock()
+		c.life.inBurst = true
+	}
+	c.life.backlog.Store(false)
+	c.outMu.Unlock()
+}
+
+// signalDrainedLocked wakes a throttled reader once the output is down to
+// half of maxPendingBytes or will never be written. Caller holds c.outMu.
+func (c *client) signalDrainedLocked() {
+	if c.drained != nil && (c.life.phase == outClosed || c.pendingLocked() <= c.srv.lim.MaxPendingBytes/2) {
+		close(c.drained)
+		c.drained = nil
+	}
 }
 
 // startFlushLocked starts the flusher when there is output and none runs.
@@ -117,14 +166,17 @@ func (c *client) flush() {
 			}
 			if c.life.phase == outClosing {
 				c.life.phase = outClosed
+				c.signalDrainedLocked()
 				c.outMu.Unlock()
 				c.conn.Close()
 				c.endAndWake()
 				return
 			}
+			c.signalDrainedLocked()
 			c.outMu.Unlock()
 			return
 		}
+		c.signalDrainedLocked()
 		buf := c.out
 		c.out = nil
 		c.outMu.Unlock()
@@ -150,6 +202,7 @@ func (c *client) writeFailed(err error) {
 		putBuffer(c.out)
 		c.out = nil
 	}
+	c.signalDrainedLocked()
 	c.outMu.Unlock()
 	if !errors.Is(err, net.ErrClosed) {
 		c.srv.log.Debug("Write failed; closing connection", "client", c.id, "err", err)
@@ -220,6 +273,7 @@ func (c *client) closeAfterFlushLocked() {
 		c.startFlushLocked()
 	default:
 		c.life.phase = outClosed
+		c.signalDrainedLocked()
 		c.conn.Close()
 	}
 }
@@ -303,6 +357,6 @@ func (c *client) encodePublishLocked(o *outgoing, now int64) bool {
 	}
 	c.out.b = p.Append(c.out.b, c.version)
 	c.srv.stats.MessagesSent[o.qos].Add(1)
-	c.startFlushLocked()
+	c.appendedLocked()
 	return true
 }

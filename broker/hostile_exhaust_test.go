@@ -220,3 +220,55 @@ func TestHostileUnauthenticatedLimit(t *testing.T) {
 		t.Errorf("Unauthenticated after Shutdown: got %d, want 0", got)
 	}
 }
+
+// A v5 client that publishes QoS 1 where it may not and never reads made
+// the broker buffer a PUBACK with a reason string per message, ~150 MiB a
+// second. Now the connection's reader stops taking packets once its output
+// passes MaxPendingBytes, so the client's own writes stall instead.
+func TestHostileReplyBacklog(t *testing.T) {
+	const pending = 256 << 10
+	srv, addr := start(t, broker.Options{Limits: broker.Limits{MaxPendingBytes: pending}})
+	sub := mqtttest.MustConnect(t, addr, mqtttest.V5("bystander-sub"))
+	sub.Sub("ok", 1)
+	pubr := mqtttest.MustConnect(t, addr, mqtttest.V5("bystander-pub"))
+
+	conn := dialRaw(t, addr)
+	conn.(*net.TCPConn).SetReadBuffer(16 << 10)
+	conn.Write(mqtttest.V5("flood").Append(nil))
+	conn.SetReadDeadline(time.Now().Add(mqtttest.Timeout))
+	if first, _, err := packets.ReadPacket(conn, nil, 0); err != nil || packets.Type(first>>4) != packets.CONNACK {
+		t.Fatalf("CONNECT: got type %d, err %v; want CONNACK", first>>4, err)
+	}
+	// Each 13-byte PUBLISH earns a ~45-byte PUBACK 0x90 with a reason.
+	var chunk []byte
+	for i := 0; len(chunk) < 64<<10; i++ {
+		p := packets.Publish{Topic: []byte("$SYS/x"), QoS: 1, PacketID: uint16(i%65535 + 1)}
+		chunk = p.Append(chunk, packets.V5)
+	}
+	const total = 16 << 20
+
+	before := heapAlloc()
+	sent := 0
+	for sent < total {
+		// The broker stopping to read shows as a write that does not finish.
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		n, err := conn.Write(chunk)
+		sent += n
+		if err != nil {
+			break
+		}
+	}
+	grew := heapAlloc() - before
+	t.Logf("wrote %d KiB of PUBLISH before the broker stopped reading; heap grew %d KiB", sent>>10, grew>>10)
+	if grew > 4*pending+2<<20 {
+		t.Errorf("heap grew %d KiB for a client that does not read, want at most %d KiB", grew>>10, (4*pending+2<<20)>>10)
+	}
+	if srv.Stats().ReadsThrottled == 0 {
+		t.Error("ReadsThrottled: got 0, want the flooding reader throttled")
+	}
+
+	// Everyone else is served meanwhile; closing the flood frees it all.
+	bystanderWorks(t, sub, pubr, "ok")
+	conn.Close()
+	mqtttest.WaitFor(t, "the flooding client gone", func() bool { return srv.Stats().ClientsConnected == 2 })
+}

@@ -26,7 +26,8 @@ type Limits struct {
 	MaxQueuedMessages int `json:"maxQueuedMessages,omitempty"`
 	// MaxPendingBytes is how much encoded output may wait for a slow
 	// connection before QoS 0 messages to it are dropped and QoS 1/2 ones
-	// queued instead.
+	// queued instead, and before the connection's own packets stop being
+	// read until its output has drained to half.
 	MaxPendingBytes int `json:"maxPendingBytes,omitempty"`
 	// MaxTopicLength and MaxTopicLevels bound topic names and filters.
 	MaxTopicLength int `json:"maxTopicLength,omitempty"`

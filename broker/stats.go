@@ -43,6 +43,9 @@ type Stats struct {
 	// UnauthenticatedRefused counts sockets closed at accept because
 	// Limits.MaxUnauthenticated connections were already waiting.
 	UnauthenticatedRefused atomic.Int64
+	// ReadsThrottled counts the times a connection's reader stopped
+	// taking packets because its output was past Limits.MaxPendingBytes.
+	ReadsThrottled atomic.Int64
 }
 
 // StatsSnapshot is a copy of the counters at one moment.
@@ -72,6 +75,7 @@ type StatsSnapshot struct {
 	ConnectTimeouts        int64
 	ConnectTooLarge        int64
 	UnauthenticatedRefused int64
+	ReadsThrottled         int64
 }
 
 func (st *Stats) snapshot(s *Server) StatsSnapshot {
@@ -99,6 +103,7 @@ func (st *Stats) snapshot(s *Server) StatsSnapshot {
 		ConnectTimeouts:        st.ConnectTimeouts.Load(),
 		ConnectTooLarge:        st.ConnectTooLarge.Load(),
 		UnauthenticatedRefused: st.UnauthenticatedRefused.Load(),
+		ReadsThrottled:         st.ReadsThrottled.Load(),
 	}
 	out.TakeoverRefused = st.TakeoverRefused.Load()
 	out.TakeoverDiscarded = st.TakeoverDiscarded.Load()

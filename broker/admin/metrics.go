@@ -78,6 +78,7 @@ var (
 
 	descUnauthenticated  = prometheus.NewDesc("fleetmq_clients_unauthenticated", "Connections open that have not completed CONNECT yet.", nil, nil)
 	descPreConnectClosed = prometheus.NewDesc("fleetmq_preconnect_closed_total", "Connections closed before CONNECT completed, by reason (timeout: connectTimeout passed; too_large: first packet over maxConnectPacketSize; limit: maxUnauthenticated reached at accept).", []string{"reason"}, nil)
+	descThrottled        = prometheus.NewDesc("fleetmq_reads_throttled_total", "Times a connection stopped being read because its output backlog passed maxPendingBytes.", nil, nil)
 )
 
 // statsCollector turns a broker.Stats snapshot into metrics at scrape time.
@@ -87,7 +88,7 @@ func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnected, descConnects, descSessions, descSubs, descRetained, descMsgsIn,
 		descMsgsOut, descBytesIn, descBytesOut, descDropped, descProtoErrors, descAuthFail, descDenied, descRevoked,
 		descForeign,
-		descUnauthenticated, descPreConnectClosed} {
+		descUnauthenticated, descPreConnectClosed, descThrottled} {
 		ch <- d
 	}
 }
@@ -124,6 +125,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPreConnectClosed, s.ConnectTimeouts, "timeout")
 	counter(descPreConnectClosed, s.ConnectTooLarge, "too_large")
 	counter(descPreConnectClosed, s.UnauthenticatedRefused, "limit")
+	counter(descThrottled, s.ReadsThrottled)
 }
 
 // StoreStats is what the store metrics read; *store.Bolt has it.
