@@ -105,6 +105,7 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 	} else if !cp.CleanStart {
 		expiry = ^uint32(0) // a 3.1.1 persistent session does not expire, up to our cap
 	}
+	c.receiveMax = min(c.receiveMax, s.lim.MaxInflight) // the outbound window, whatever the client announces
 	cappedExpiry := min(expiry, s.lim.MaxSessionExpiry)
 
 	ack := packets.Connack{ReasonCode: packets.Success}

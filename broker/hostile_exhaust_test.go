@@ -272,3 +272,52 @@ func TestHostileReplyBacklog(t *testing.T) {
 	conn.Close()
 	mqtttest.WaitFor(t, "the flooding client gone", func() bool { return srv.Stats().ClientsConnected == 2 })
 }
+
+// A subscriber that never acknowledges gets at most MaxInflight QoS 1
+// messages outstanding, whatever Receive Maximum it announces (3.1.1 has
+// none): the window was 65,535, so every message the session held was
+// written to a client that would never acknowledge it.
+func TestHostileInflightWindow(t *testing.T) {
+	t.Parallel()
+	const window, n = 10, 50
+	_, addr := start(t, broker.Options{Limits: broker.Limits{MaxInflight: window}})
+	v5max := mqtttest.V5("v5-max")
+	v5max.Props.ReceiveMaximum, v5max.Props.HasReceiveMaximum = 65535, true
+	v5small := mqtttest.V5("v5-small")
+	v5small.Props.ReceiveMaximum, v5small.Props.HasReceiveMaximum = 3, true
+	subs := []struct {
+		name string
+		cp   *packets.Connect
+		want int
+	}{
+		{"3.1.1", mqtttest.V311("v3", true), window},
+		{"5.0 without Receive Maximum", mqtttest.V5("v5"), window},
+		{"5.0 Receive Maximum 65535", v5max, window},
+		{"5.0 Receive Maximum 3", v5small, 3},
+	}
+	clients := make([]*mqtttest.Client, len(subs))
+	for i, s := range subs {
+		clients[i] = mqtttest.MustConnect(t, addr, s.cp)
+		clients[i].Sub("window", 1)
+	}
+	p := mqtttest.MustConnect(t, addr, mqtttest.V5("pub"))
+	for range n {
+		p.Pub("window", "m", 1)
+	}
+	for i, s := range subs {
+		c := clients[i]
+		var first uint16
+		for k := range s.want {
+			pp := c.ExpectPublish()
+			if k == 0 {
+				first = pp.PacketID
+			}
+		}
+		c.ExpectNone(quiet) // the window is full
+		// Acknowledging one lets exactly one more through.
+		c.WriteAck(packets.PUBACK, first)
+		c.ExpectPublish()
+		c.ExpectNone(quiet)
+		t.Logf("%s: %d unacknowledged, then one more per PUBACK", s.name, s.want)
+	}
+}
