@@ -56,6 +56,9 @@ type client struct {
 	receiveMax   uint16
 	aliasMaxOut  uint16
 	problemInfo  bool // v5 Request Problem Information
+	// aliasBytes is the length of the topics in aliasesOut (guarded by
+	// outMu; here it fits in padding).
+	aliasBytes uint16
 	// held counts replies waiting for a store commit (afterDurable).
 	held atomic.Int32
 

@@ -310,6 +310,11 @@ func (c *client) sendPublish(o *outgoing, now int64, checkBacklog bool) bool {
 	return true
 }
 
+// aliasBytesOut bounds the topics a connection's outbound aliases keep a
+// copy of: a client announcing Topic Alias Maximum 65535 would otherwise
+// make the broker keep every topic it delivers to it.
+const aliasBytesOut = 4 << 10
+
 // encodePublishLocked appends the PUBLISH for o to the output: remaining
 // expiry, subscription identifiers and an outbound topic alias are set per
 // delivery; it reports false when the packet exceeds the client's Maximum
@@ -337,7 +342,8 @@ func (c *client) encodePublishLocked(o *outgoing, now int64) bool {
 		if a, ok := c.aliasesOut[string(o.topic)]; ok {
 			p.Props.TopicAlias, p.Props.HasTopicAlias = a, true
 			p.Topic = nil
-		} else if len(c.aliasesOut) < int(c.aliasMaxOut) {
+		} else if len(c.aliasesOut) < int(min(c.aliasMaxOut, c.srv.lim.TopicAliasMaximumOut)) &&
+			int(c.aliasBytes)+len(o.topic) <= aliasBytesOut {
 			p.Props.TopicAlias, p.Props.HasTopicAlias = uint16(len(c.aliasesOut)+1), true
 			newAlias = true
 		}
@@ -351,6 +357,7 @@ func (c *client) encodePublishLocked(o *outgoing, now int64) bool {
 			c.aliasesOut = make(map[string]uint16)
 		}
 		c.aliasesOut[string(o.topic)] = p.Props.TopicAlias
+		c.aliasBytes += uint16(len(o.topic))
 	}
 	if c.out == nil {
 		c.out = getBuffer()

@@ -54,6 +54,11 @@ type Limits struct {
 	// MaxUnauthenticated is how many connections may be open without having
 	// completed CONNECT; a socket accepted beyond it is closed at once.
 	MaxUnauthenticated int `json:"maxUnauthenticated,omitempty"`
+	// TopicAliasMaximumOut is the number of topic aliases the broker uses
+	// towards a v5 client (fewer when the client's Topic Alias Maximum is
+	// smaller). Each keeps a copy of its topic; at most 4 KiB of topics
+	// per connection get one, a topic that does not fit goes without.
+	TopicAliasMaximumOut uint16 `json:"topicAliasMaximumOut,omitempty"`
 }
 
 // DefaultLimits are sane for a broker serving tens of thousands of devices.
@@ -73,6 +78,7 @@ var DefaultLimits = Limits{
 	ConnectTimeout:       10,
 	MaxConnectPacketSize: 64 << 10,
 	MaxUnauthenticated:   1024,
+	TopicAliasMaximumOut: 16,
 }
 
 // withDefaults returns l with every zero field set from DefaultLimits.
@@ -92,6 +98,7 @@ func (l Limits) withDefaults() Limits {
 	l.ConnectTimeout = cmp.Or(l.ConnectTimeout, d.ConnectTimeout)
 	l.MaxConnectPacketSize = cmp.Or(l.MaxConnectPacketSize, d.MaxConnectPacketSize)
 	l.MaxUnauthenticated = cmp.Or(l.MaxUnauthenticated, d.MaxUnauthenticated)
+	l.TopicAliasMaximumOut = cmp.Or(l.TopicAliasMaximumOut, d.TopicAliasMaximumOut)
 	return l
 }
 
