@@ -104,11 +104,10 @@ func (l Limits) withDefaults() Limits {
 
 // Validate reports the first limit that cannot work.
 func (l Limits) Validate() error {
+	if err := cmp.Or(checkPacketSize("maxPacketSize", l.MaxPacketSize), checkPacketSize("maxConnectPacketSize", l.MaxConnectPacketSize)); err != nil {
+		return err
+	}
 	switch {
-	case l.MaxPacketSize > 268435460:
-		return fmt.Errorf("maxPacketSize %d: above the protocol maximum 268435460", l.MaxPacketSize)
-	case l.MaxPacketSize != 0 && l.MaxPacketSize < 64:
-		return fmt.Errorf("maxPacketSize %d: must be at least 64 bytes", l.MaxPacketSize)
 	case l.MaxConnections < 0:
 		return fmt.Errorf("maxConnections %d: must not be negative", l.MaxConnections)
 	case l.MaxQueuedMessages < 0:
@@ -121,12 +120,19 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("maxTopicLevels %d: must not be negative", l.MaxTopicLevels)
 	case l.MaxClientIDLength < 0 || l.MaxClientIDLength > 65535:
 		return fmt.Errorf("maxClientIDLength %d: must be between 1 and 65535", l.MaxClientIDLength)
-	case l.MaxConnectPacketSize > 268435460:
-		return fmt.Errorf("maxConnectPacketSize %d: above the protocol maximum 268435460", l.MaxConnectPacketSize)
-	case l.MaxConnectPacketSize != 0 && l.MaxConnectPacketSize < 64:
-		return fmt.Errorf("maxConnectPacketSize %d: must be at least 64 bytes", l.MaxConnectPacketSize)
 	case l.MaxUnauthenticated < 0:
 		return fmt.Errorf("maxUnauthenticated %d: must not be negative", l.MaxUnauthenticated)
+	}
+	return nil
+}
+
+// checkPacketSize checks a packet size limit named name (0: the default).
+func checkPacketSize(name string, n uint32) error {
+	switch {
+	case n > 268435460:
+		return fmt.Errorf("%s %d: above the protocol maximum 268435460", name, n)
+	case n != 0 && n < 64:
+		return fmt.Errorf("%s %d: must be at least 64 bytes", name, n)
 	}
 	return nil
 }
