@@ -16,10 +16,12 @@ import (
 )
 
 // benchServer runs a broker for a benchmark. MaxPendingBytes is large so
-// that QoS 0 fan-out measures delivery, not slow-consumer drops.
+// that QoS 0 fan-out measures delivery, not slow-consumer drops, and
+// MaxQueuedMessages so that QoS 1 messages a publisher sends ahead of the
+// subscriber's inflight window (maxInflight) are queued, not dropped.
 func benchServer(b *testing.B) (*Server, string) {
 	b.Helper()
-	s, err := New(Options{AllowAnonymous: true, SysInterval: -1, Limits: Limits{MaxPendingBytes: 256 << 20}})
+	s, err := New(Options{AllowAnonymous: true, SysInterval: -1, Limits: Limits{MaxPendingBytes: 256 << 20, MaxQueuedMessages: 1 << 20}})
 	if err != nil {
 		b.Fatal(err)
 	}
