@@ -59,6 +59,22 @@ type Limits struct {
 	// smaller). Each keeps a copy of its topic; at most 4 KiB of topics
 	// per connection get one, a topic that does not fit goes without.
 	TopicAliasMaximumOut uint16 `json:"topicAliasMaximumOut,omitempty"`
+	// MaxSubscriptionsPerClient bounds the subscriptions one session holds.
+	// A SUBSCRIBE past it is refused per filter (v5 0x97 Quota exceeded,
+	// 3.1.1 0x80); subscribing again to a filter the session has replaces
+	// it and is always allowed.
+	MaxSubscriptionsPerClient int `json:"maxSubscriptionsPerClient,omitempty"`
+	// MaxRetainedPerUser and MaxRetainedBytesPerUser bound the retained
+	// messages published by one username (anonymous clients, and every
+	// client of a broker without an auth bundle, count as one user);
+	// MaxRetainedMessages and MaxRetainedBytes bound all of them. Bytes are
+	// topic, payload and properties. A retained PUBLISH past a limit is
+	// refused (v5 PUBACK/PUBREC 0x97; 3.1.1 acknowledged and dropped);
+	// replacing or deleting one never is unless it grows the usage.
+	MaxRetainedPerUser      int   `json:"maxRetainedPerUser,omitempty"`
+	MaxRetainedBytesPerUser int64 `json:"maxRetainedBytesPerUser,omitempty"`
+	MaxRetainedMessages     int   `json:"maxRetainedMessages,omitempty"`
+	MaxRetainedBytes        int64 `json:"maxRetainedBytes,omitempty"`
 }
 
 // DefaultLimits are sane for a broker serving tens of thousands of devices.
@@ -75,10 +91,15 @@ var DefaultLimits = Limits{
 	TopicAliasMaximum: 64,
 	MaxClientIDLength: 256,
 
-	ConnectTimeout:       10,
-	MaxConnectPacketSize: 64 << 10,
-	MaxUnauthenticated:   1024,
-	TopicAliasMaximumOut: 16,
+	ConnectTimeout:            10,
+	MaxConnectPacketSize:      64 << 10,
+	MaxUnauthenticated:        1024,
+	TopicAliasMaximumOut:      16,
+	MaxSubscriptionsPerClient: 1000,
+	MaxRetainedPerUser:        100000,
+	MaxRetainedBytesPerUser:   128 << 20,
+	MaxRetainedMessages:       1000000,
+	MaxRetainedBytes:          512 << 20,
 }
 
 // withDefaults returns l with every zero field set from DefaultLimits.
@@ -99,6 +120,11 @@ func (l Limits) withDefaults() Limits {
 	l.MaxConnectPacketSize = cmp.Or(l.MaxConnectPacketSize, d.MaxConnectPacketSize)
 	l.MaxUnauthenticated = cmp.Or(l.MaxUnauthenticated, d.MaxUnauthenticated)
 	l.TopicAliasMaximumOut = cmp.Or(l.TopicAliasMaximumOut, d.TopicAliasMaximumOut)
+	l.MaxSubscriptionsPerClient = cmp.Or(l.MaxSubscriptionsPerClient, d.MaxSubscriptionsPerClient)
+	l.MaxRetainedPerUser = cmp.Or(l.MaxRetainedPerUser, d.MaxRetainedPerUser)
+	l.MaxRetainedBytesPerUser = cmp.Or(l.MaxRetainedBytesPerUser, d.MaxRetainedBytesPerUser)
+	l.MaxRetainedMessages = cmp.Or(l.MaxRetainedMessages, d.MaxRetainedMessages)
+	l.MaxRetainedBytes = cmp.Or(l.MaxRetainedBytes, d.MaxRetainedBytes)
 	return l
 }
 
@@ -123,7 +149,7 @@ func (l Limits) Validate() error {
 	case l.MaxUnauthenticated < 0:
 		return fmt.Errorf("maxUnauthenticated %d: must not be negative", l.MaxUnauthenticated)
 	}
-	return nil
+	return l.validateQuotas()
 }
 
 // checkPacketSize checks a packet size limit named name (0: the default).
@@ -133,6 +159,25 @@ func checkPacketSize(name string, n uint32) error {
 		return fmt.Errorf("%s %d: above the protocol maximum 268435460", name, n)
 	case n != 0 && n < 64:
 		return fmt.Errorf("%s %d: must be at least 64 bytes", name, n)
+	}
+	return nil
+}
+
+// validateQuotas reports the first negative quota.
+func (l Limits) validateQuotas() error {
+	for _, q := range []struct {
+		name string
+		v    int64
+	}{
+		{"maxSubscriptionsPerClient", int64(l.MaxSubscriptionsPerClient)},
+		{"maxRetainedPerUser", int64(l.MaxRetainedPerUser)},
+		{"maxRetainedBytesPerUser", l.MaxRetainedBytesPerUser},
+		{"maxRetainedMessages", int64(l.MaxRetainedMessages)},
+		{"maxRetainedBytes", l.MaxRetainedBytes},
+	} {
+		if q.v < 0 {
+			return fmt.Errorf("%s %d: must not be negative", q.name, q.v)
+		}
 	}
 	return nil
 }

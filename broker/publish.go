@@ -85,6 +85,12 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 	r.pub.Props = p.Props
 	r.pub.Props.TopicAlias, r.pub.Props.HasTopicAlias = 0, false
 	r.pub.Props.SubscriptionIDs = nil
+	if p.Retain && !s.retain(r) {
+		// Over a retained quota: not retained, and not routed either, so a
+		// v5 publisher that learns of the refusal knows nobody got it.
+		r.msg = nil
+		return c.refuseOverQuota(p, persisted)
+	}
 	n := s.route(r)
 	r.msg = nil // the next PUBLISH must not see this one's copy
 	persisted = persisted || r.persisted
@@ -110,20 +116,43 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 	return nil
 }
 
+// refuseOverQuota answers a retained PUBLISH over a retained limit, after
+// its QoS 2 packet id was recorded (persisted: in the store). v5 ends the
+// QoS 2 exchange with the error PUBREC, so the id is released here; a
+// 3.1.1 client is acknowledged as usual and releases it with PUBREL.
+func (c *client) refuseOverQuota(p *packets.Publish, persisted bool) error {
+	if p.QoS == 2 && c.version == packets.V5 {
+		st := c.st
+		st.mu.Lock()
+		delete(st.inboundQoS2, p.PacketID)
+		st.journal.releasedQoS2(p.PacketID)
+		st.mu.Unlock()
+	}
+	return c.refusePublishAfter(p, persisted, packets.QuotaExceeded, "retained message quota exceeded")
+}
+
 // refusePublish answers a PUBLISH the broker will not route. v5 learns why
 // in the PUBACK/PUBREC; 3.1.1 has no way to be told, so its QoS 1/2 message
 // is acknowledged as usual and dropped [MQTT-3.3.5-2].
 func (c *client) refusePublish(p *packets.Publish, code packets.ReasonCode, reason string) error {
+	return c.refusePublishAfter(p, false, code, reason)
+}
+
+// refusePublishAfter is refusePublish for a PUBLISH that wrote to the
+// store (persisted): the answer waits for that, and for earlier replies.
+func (c *client) refusePublishAfter(p *packets.Publish, persisted bool, code packets.ReasonCode, reason string) error {
 	c.srv.stats.MessagesDropped.Add(1)
 	c.srv.log.Debug("PUBLISH refused", "client", c.id, "topic", string(p.Topic), "reason", reason)
 	if c.version != packets.V5 {
 		code, reason = packets.Success, ""
 	}
+	t, id := packets.PUBACK, p.PacketID
 	switch p.QoS {
-	case 1:
-		c.writeAck(packets.PUBACK, p.PacketID, code, reason)
+	case 0:
+		return nil
 	case 2:
-		c.writeAck(packets.PUBREC, p.PacketID, code, reason)
+		t = packets.PUBREC
 	}
+	c.afterDurable(persisted, func() { c.writeAck(t, id, code, reason) })
 	return nil
 }

@@ -92,7 +92,7 @@ func (s *Server) restore() error {
 		s.sessions[st.id] = st
 	}
 	for _, m := range snap.Retained {
-		s.retained.Set(m.Topic, m)
+		s.restoreRetained(m)
 	}
 	if len(snap.Sessions) > 0 || len(snap.Retained) > 0 {
 		s.log.Info("Restored from the store", "sessions", len(s.sessions), "retained", len(snap.Retained))

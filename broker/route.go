@@ -25,6 +25,9 @@ type routed struct {
 	// durable session, a retained message): the PUBLISH is acknowledged
 	// once that is durable.
 	persisted bool
+	// retainDone is set once retain ran: handlePublish retains before
+	// routing, to refuse a message over the retained quota.
+	retainDone bool
 }
 
 // message returns the kept copy, making it on first use.
@@ -163,30 +166,45 @@ func (s *Server) merge(sc *matchScratch, r *routed) []target {
 }
 
 // retain stores, replaces or (empty payload) deletes the retained message
-// of a topic [MQTT-3.3.1-5..7].
-func (s *Server) retain(r *routed) {
-	if s.store != nil && r.origin != nil {
-		// retainMu keeps the store's order of writes to a topic the
-		// trie's; broker-originated ($SYS) messages are not stored.
-		s.retainMu.Lock()
-		defer s.retainMu.Unlock()
-		r.persisted = true
-		if len(r.pub.Payload) == 0 {
-			if s.retained.Delete(string(r.topic)) {
+// of a topic [MQTT-3.3.1-5..7], once per message. It reports false, and
+// keeps nothing, when the message would take its publisher or the broker
+// past a retained limit (quota.go); deleting always works.
+func (s *Server) retain(r *routed) bool {
+	if r.retainDone {
+		return true
+	}
+	r.retainDone = true
+	owner, exempt := retainOwner(r.origin)
+	// retainMu keeps the ledger in step with the trie, and the store's
+	// order of writes to a topic the trie's; broker-originated ($SYS)
+	// messages are not stored.
+	s.retainMu.Lock()
+	defer s.retainMu.Unlock()
+	durable := s.store != nil && r.origin != nil
+	if len(r.pub.Payload) == 0 {
+		if durable {
+			r.persisted = true
+		}
+		if s.retained.Delete(string(r.topic)) {
+			s.retainedLedger.remove(string(r.topic))
+			if durable {
 				s.store.DeleteRetained(string(r.topic))
 			}
-			return
 		}
-		m := r.message()
-		s.retained.Set(m.Topic, m)
+		return true
+	}
+	m := r.message()
+	if !s.retainedLedger.charge(&s.lim, m.Topic, owner, retainedSize(m), exempt) {
+		s.stats.RetainedQuotaExceeded.Add(1)
+		s.log.Debug("Retained message refused: quota exceeded", "client", r.originID(), "user", owner, "topic", m.Topic)
+		return false
+	}
+	s.retained.Set(m.Topic, m)
+	if durable {
+		r.persisted = true
 		s.store.SetRetained(m)
-		return
 	}
-	if len(r.pub.Payload) == 0 {
-		s.retained.Delete(string(r.topic))
-		return
-	}
-	s.retained.Set(string(r.topic), r.message())
+	return true
 }
 
 // publishMessage routes a message the broker itself originates (wills,

@@ -49,6 +49,9 @@ type Server struct {
 	restoredWills []*clientState
 	willsOnce     sync.Once
 	retainMu      sync.Mutex // orders retained writes to the store (route.go)
+	// retainedLedger accounts retained messages for the limits (quota.go);
+	// retainMu guards it.
+	retainedLedger retainedLedger
 
 	// mu guards sessions, clients, listeners and closing. It is taken on
 	// connect, disconnect and reload, never on the publish path.

@@ -46,6 +46,10 @@ type Stats struct {
 	// ReadsThrottled counts the times a connection's reader stopped
 	// taking packets because its output was past Limits.MaxPendingBytes.
 	ReadsThrottled atomic.Int64
+	// SubscriptionQuotaExceeded and RetainedQuotaExceeded count requests
+	// refused by Limits.MaxSubscriptionsPerClient and the retained limits.
+	SubscriptionQuotaExceeded atomic.Int64
+	RetainedQuotaExceeded     atomic.Int64
 }
 
 // StatsSnapshot is a copy of the counters at one moment.
@@ -76,6 +80,11 @@ type StatsSnapshot struct {
 	ConnectTooLarge        int64
 	UnauthenticatedRefused int64
 	ReadsThrottled         int64
+	// RetainedBytes is what the retained messages weigh, as the retained
+	// limits count it.
+	RetainedBytes             int64
+	SubscriptionQuotaExceeded int64
+	RetainedQuotaExceeded     int64
 }
 
 func (st *Stats) snapshot(s *Server) StatsSnapshot {
@@ -99,11 +108,14 @@ func (st *Stats) snapshot(s *Server) StatsSnapshot {
 		DeliveryDenied:   st.DeliveryDenied.Load(),
 		Revoked:          st.Revoked.Load(),
 
-		Unauthenticated:        st.Unauthenticated.Load(),
-		ConnectTimeouts:        st.ConnectTimeouts.Load(),
-		ConnectTooLarge:        st.ConnectTooLarge.Load(),
-		UnauthenticatedRefused: st.UnauthenticatedRefused.Load(),
-		ReadsThrottled:         st.ReadsThrottled.Load(),
+		Unauthenticated:           st.Unauthenticated.Load(),
+		ConnectTimeouts:           st.ConnectTimeouts.Load(),
+		ConnectTooLarge:           st.ConnectTooLarge.Load(),
+		UnauthenticatedRefused:    st.UnauthenticatedRefused.Load(),
+		ReadsThrottled:            st.ReadsThrottled.Load(),
+		RetainedBytes:             s.retainedBytes(),
+		SubscriptionQuotaExceeded: st.SubscriptionQuotaExceeded.Load(),
+		RetainedQuotaExceeded:     st.RetainedQuotaExceeded.Load(),
 	}
 	out.TakeoverRefused = st.TakeoverRefused.Load()
 	out.TakeoverDiscarded = st.TakeoverDiscarded.Load()

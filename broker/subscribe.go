@@ -41,6 +41,13 @@ func (c *client) handleSubscribe(flags byte, body []byte) error {
 			codes[i] = codeFor(c.version, packets.SubackFailure, packets.NotAuthorized)
 			continue
 		}
+		if _, replace := st.subs[req.Filter]; !replace && len(st.subs) >= s.lim.MaxSubscriptionsPerClient {
+			// Subscribing again to a filter replaces it [MQTT-3.8.4-3]: no
+			// new one, so never over the quota.
+			s.stats.SubscriptionQuotaExceeded.Add(1)
+			codes[i] = codeFor(c.version, packets.SubackFailure, packets.QuotaExceeded)
+			continue
+		}
 		granted := min(req.QoS, 2)
 		sub := topic.Subscription{
 			Filter: filter, Group: group, QoS: granted, ID: subID,
@@ -84,7 +91,7 @@ func (c *client) subscribed(sp *packets.Subscribe, codes []packets.ReasonCode, p
 	for _, rp := range replays {
 		s.retained.Match(rp.filter, func(t string, m *outbox.Message) bool {
 			if m.Expired(now.UnixNano()) {
-				s.retained.Delete(t)
+				s.dropExpiredRetained(t, m)
 				return true
 			}
 			if !principal.CanRead(bytesOf(t)) {

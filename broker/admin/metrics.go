@@ -81,6 +81,12 @@ var (
 	descThrottled        = prometheus.NewDesc("fleetmq_reads_throttled_total", "Times a connection stopped being read because its output backlog passed maxPendingBytes.", nil, nil)
 )
 
+// Quota metrics (a block of their own, so other additions merge cleanly).
+var (
+	descRetainedBytes = prometheus.NewDesc("fleetmq_retained_bytes", "What retained messages weigh against the retained limits: topic, payload and properties.", nil, nil)
+	descQuota         = prometheus.NewDesc("fleetmq_quota_exceeded_total", "Requests refused by a quota, by quota (subscriptions, retained).", []string{"quota"}, nil)
+)
+
 // statsCollector turns a broker.Stats snapshot into metrics at scrape time.
 type statsCollector struct{ srv *broker.Server }
 
@@ -88,7 +94,8 @@ func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnected, descConnects, descSessions, descSubs, descRetained, descMsgsIn,
 		descMsgsOut, descBytesIn, descBytesOut, descDropped, descProtoErrors, descAuthFail, descDenied, descRevoked,
 		descForeign,
-		descUnauthenticated, descPreConnectClosed, descThrottled} {
+		descUnauthenticated, descPreConnectClosed, descThrottled,
+		descRetainedBytes, descQuota} {
 		ch <- d
 	}
 }
@@ -126,6 +133,9 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPreConnectClosed, s.ConnectTooLarge, "too_large")
 	counter(descPreConnectClosed, s.UnauthenticatedRefused, "limit")
 	counter(descThrottled, s.ReadsThrottled)
+	gauge(descRetainedBytes, float64(s.RetainedBytes))
+	counter(descQuota, s.SubscriptionQuotaExceeded, "subscriptions")
+	counter(descQuota, s.RetainedQuotaExceeded, "retained")
 }
 
 // StoreStats is what the store metrics read; *store.Bolt has it.
