@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"time"
+
 	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/broker/packets"
 )
@@ -95,9 +97,21 @@ type VerifiedAuthorizer interface {
 	AuthenticateVerified(username, clientID string) (Principal, authz.AuthResult)
 }
 
+// CachedAuthorizer is implemented by Authorizers that can decide some
+// CONNECTs without the slow password hash: no username, or a password
+// verified before (a cache hit). ok false means only Authenticate can
+// decide. The broker lets such CONNECTs through at once and throttles only
+// the ones that need a hash (authguard.go), so guessing cannot lock out a
+// client whose password is known good. An Authorizer without it has every
+// CONNECT with a username throttled alike.
+type CachedAuthorizer interface {
+	AuthenticateCached(username string, hasUsername bool, password []byte, clientID string) (p Principal, res authz.AuthResult, ok bool)
+}
+
 // authenticate decides a CONNECT with a, taking the username from the
 // connection when its transport verified one (cp.Username is then set to
-// it, for logs).
+// it, for logs). What needs a password hash passes the guessing defence
+// first (authguard.go).
 func (c *client) authenticate(a Authorizer, cp *packets.Connect) (Principal, authz.AuthResult) {
 	if vc, ok := c.conn.(VerifiedUserConn); ok {
 		if name, ok := vc.VerifiedUsername(); ok {
@@ -105,7 +119,28 @@ func (c *client) authenticate(a Authorizer, cp *packets.Connect) (Principal, aut
 			return authenticateVerified(a, name, cp.ClientID)
 		}
 	}
-	return a.Authenticate(cp.Username, cp.HasUsername, cp.Password, cp.ClientID)
+	if ca, ok := a.(CachedAuthorizer); ok {
+		if p, res, ok := ca.AuthenticateCached(cp.Username, cp.HasUsername, cp.Password, cp.ClientID); ok {
+			return p, res
+		}
+	}
+	g := &c.srv.guard
+	source := sourceKey(c.remote)
+	stats := &c.srv.stats
+	switch g.throttled(source, cp.Username, time.Now()) {
+	case throttledSource:
+		stats.AuthThrottledSource.Add(1)
+		return nil, authz.AuthThrottled
+	case throttledUser:
+		stats.AuthThrottledUser.Add(1)
+		return nil, authz.AuthThrottled
+	}
+	p, res := a.Authenticate(cp.Username, cp.HasUsername, cp.Password, cp.ClientID)
+	if res == authz.AuthBusy {
+		stats.AuthBusy.Add(1)
+	}
+	g.record(source, cp.Username, res, time.Now())
+	return p, res
 }
 
 // authenticateVerified admits a username vouched for without a password
@@ -117,6 +152,16 @@ func authenticateVerified(a Authorizer, name, clientID string) (Principal, authz
 		return nil, authz.AuthNotAuthorized
 	}
 	return va.AuthenticateVerified(name, clientID)
+}
+
+func (o openAuthorizer) AuthenticateCached(username string, hasUsername bool, password []byte, clientID string) (Principal, authz.AuthResult, bool) {
+	p, res := o.Authenticate(username, hasUsername, password, clientID)
+	return p, res, true
+}
+
+func (c closedAuthorizer) AuthenticateCached(username string, hasUsername bool, password []byte, clientID string) (Principal, authz.AuthResult, bool) {
+	p, res := c.Authenticate(username, hasUsername, password, clientID)
+	return p, res, true
 }
 
 func (openAuthorizer) AuthenticateVerified(string, string) (Principal, authz.AuthResult) {

@@ -64,12 +64,22 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 	authorizer := s.authorizer()
 	principal, res := c.authenticate(authorizer, &cp)
 	if res != authz.AuthOK {
-		s.stats.AuthFailures.Add(1)
 		code := codeFor(cp.Version, packets.ConnRefusedBadUsernamePass, packets.BadUserNameOrPassword)
-		if res == authz.AuthNotAuthorized {
+		switch res {
+		case authz.AuthNotAuthorized:
 			code = codeFor(cp.Version, packets.ConnRefusedNotAuthorized, packets.NotAuthorized)
+		case authz.AuthBusy: // counted by authenticate, as is AuthThrottled
+			code = codeFor(cp.Version, packets.ConnRefusedServerUnavailable, packets.ServerBusy)
+		case authz.AuthThrottled:
+			code = codeFor(cp.Version, packets.ConnRefusedServerUnavailable, packets.ConnectionRateExceeded)
 		}
 		c.refuse(cp.Version, code)
+		if res == authz.AuthBusy || res == authz.AuthThrottled {
+			// Cheap and many under attack: the counters tell, not the log.
+			s.log.Debug("Connection refused", "client", c.id, "remote", c.remote, "username", cp.Username, "code", byte(code))
+			return errRefused
+		}
+		s.stats.AuthFailures.Add(1)
 		s.log.Info("Connection refused", "client", c.id, "remote", c.remote, "username", cp.Username, "code", byte(code))
 		return errRefused
 	}

@@ -52,6 +52,9 @@ type Server struct {
 	// retainedLedger accounts retained messages for the limits (quota.go);
 	// retainMu guards it.
 	retainedLedger retainedLedger
+	// guard backs off sources and usernames that keep failing to log in
+	// (authguard.go).
+	guard authGuard
 
 	// mu guards sessions, clients, listeners and closing. It is taken on
 	// connect, disconnect and reload, never on the publish path.

@@ -50,6 +50,13 @@ type Stats struct {
 	// refused by Limits.MaxSubscriptionsPerClient and the retained limits.
 	SubscriptionQuotaExceeded atomic.Int64
 	RetainedQuotaExceeded     atomic.Int64
+	// AuthThrottledSource and AuthThrottledUser count CONNECTs refused
+	// without a password check because their source address or username
+	// failed too often lately; AuthBusy those refused because no hashing
+	// slot came free in time (authguard.go).
+	AuthThrottledSource atomic.Int64
+	AuthThrottledUser   atomic.Int64
+	AuthBusy            atomic.Int64
 }
 
 // StatsSnapshot is a copy of the counters at one moment.
@@ -85,6 +92,9 @@ type StatsSnapshot struct {
 	RetainedBytes             int64
 	SubscriptionQuotaExceeded int64
 	RetainedQuotaExceeded     int64
+	AuthThrottledSource       int64
+	AuthThrottledUser         int64
+	AuthBusy                  int64
 }
 
 func (st *Stats) snapshot(s *Server) StatsSnapshot {
@@ -116,6 +126,9 @@ func (st *Stats) snapshot(s *Server) StatsSnapshot {
 		RetainedBytes:             s.retainedBytes(),
 		SubscriptionQuotaExceeded: st.SubscriptionQuotaExceeded.Load(),
 		RetainedQuotaExceeded:     st.RetainedQuotaExceeded.Load(),
+		AuthThrottledSource:       st.AuthThrottledSource.Load(),
+		AuthThrottledUser:         st.AuthThrottledUser.Load(),
+		AuthBusy:                  st.AuthBusy.Load(),
 	}
 	out.TakeoverRefused = st.TakeoverRefused.Load()
 	out.TakeoverDiscarded = st.TakeoverDiscarded.Load()

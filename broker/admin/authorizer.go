@@ -16,6 +16,15 @@ func (a policyAuthorizer) Authenticate(username string, hasUsername bool, passwo
 	return principal(a.p.Authenticate(username, hasUsername, password, clientID))
 }
 
+// AuthenticateCached decides without PBKDF2 when the policy can (see
+// authz.Policy.AuthenticateCached), so the broker never throttles a
+// password it has verified before.
+func (a policyAuthorizer) AuthenticateCached(username string, hasUsername bool, password []byte, clientID string) (broker.Principal, authz.AuthResult, bool) {
+	id, res, ok := a.p.AuthenticateCached(username, hasUsername, password, clientID)
+	p, res := principal(id, res)
+	return p, res, ok
+}
+
 // AuthenticateVerified admits a username a verified client certificate
 // vouches for, without a password (see authz.Policy.AuthenticateVerified).
 func (a policyAuthorizer) AuthenticateVerified(username, clientID string) (broker.Principal, authz.AuthResult) {

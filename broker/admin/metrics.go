@@ -81,10 +81,11 @@ var (
 	descThrottled        = prometheus.NewDesc("fleetmq_reads_throttled_total", "Times a connection stopped being read because its output backlog passed maxPendingBytes.", nil, nil)
 )
 
-// Quota metrics (a block of their own, so other additions merge cleanly).
+// Quota and guessing-defence metrics (a block of their own, so other additions merge cleanly).
 var (
 	descRetainedBytes = prometheus.NewDesc("fleetmq_retained_bytes", "What retained messages weigh against the retained limits: topic, payload and properties.", nil, nil)
 	descQuota         = prometheus.NewDesc("fleetmq_quota_exceeded_total", "Requests refused by a quota, by quota (subscriptions, retained).", []string{"quota"}, nil)
+	descAuthThrottled = prometheus.NewDesc("fleetmq_auth_throttled_total", "CONNECTs refused without a password check, by reason: source or username backing off after failures, busy (no hashing slot in time).", []string{"reason"}, nil)
 )
 
 // statsCollector turns a broker.Stats snapshot into metrics at scrape time.
@@ -95,7 +96,7 @@ func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		descMsgsOut, descBytesIn, descBytesOut, descDropped, descProtoErrors, descAuthFail, descDenied, descRevoked,
 		descForeign,
 		descUnauthenticated, descPreConnectClosed, descThrottled,
-		descRetainedBytes, descQuota} {
+		descRetainedBytes, descQuota, descAuthThrottled} {
 		ch <- d
 	}
 }
@@ -136,6 +137,9 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descRetainedBytes, float64(s.RetainedBytes))
 	counter(descQuota, s.SubscriptionQuotaExceeded, "subscriptions")
 	counter(descQuota, s.RetainedQuotaExceeded, "retained")
+	counter(descAuthThrottled, s.AuthThrottledSource, "source")
+	counter(descAuthThrottled, s.AuthThrottledUser, "username")
+	counter(descAuthThrottled, s.AuthBusy, "busy")
 }
 
 // StoreStats is what the store metrics read; *store.Bolt has it.

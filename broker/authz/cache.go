@@ -41,9 +41,18 @@ type verifyCache struct {
 
 // verifyCall is one PBKDF2 run that concurrent identical attempts wait for.
 type verifyCall struct {
-	done chan struct{}
-	ok   bool
+	done   chan struct{}
+	result verifyResult
 }
+
+// verifyResult is the outcome of a verification.
+type verifyResult int
+
+const (
+	verifyOK    verifyResult = iota
+	verifyWrong              // the password does not match
+	verifyBusy               // no hashing slot within hashWait (guard.go)
+)
 
 func (c *verifyCache) init(users int) {
 	c.max = minCacheEntries + users
@@ -59,35 +68,53 @@ func passwordKey(username string, password []byte) cacheKey {
 	return k
 }
 
+// hit reports whether password succeeded for u before, under this policy
+// (or one WarmCache copied from).
+func (c *verifyCache) hit(u *compiledUser, password []byte) bool {
+	k := passwordKey(u.name, password)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.ok[k]
+	return ok
+}
+
 // verify checks password for u, running PBKDF2 only when this (username,
-// password) has not succeeded before under this policy.
-func (c *verifyCache) verify(u *compiledUser, password []byte) bool {
+// password) has not succeeded before under this policy, and then only in
+// one of the process's hashing slots (guard.go).
+func (c *verifyCache) verify(u *compiledUser, password []byte) verifyResult {
 	k := passwordKey(u.name, password)
 	c.mu.Lock()
 	if _, hit := c.ok[k]; hit {
 		c.mu.Unlock()
-		return true
+		return verifyOK
 	}
 	if call := c.inflight[k]; call != nil {
 		c.mu.Unlock()
 		<-call.done
-		return call.ok
+		return call.result
 	}
 	call := &verifyCall{done: make(chan struct{})}
 	c.inflight[k] = call
 	c.mu.Unlock()
 
-	c.hashes.Add(1)
-	call.ok = u.hash.verify(password)
+	call.result = verifyBusy
+	if hashSlots.acquire() {
+		c.hashes.Add(1)
+		call.result = verifyWrong
+		if u.hash.verify(password) {
+			call.result = verifyOK
+		}
+		hashSlots.release()
+	}
 
 	c.mu.Lock()
 	delete(c.inflight, k)
-	if call.ok {
+	if call.result == verifyOK {
 		c.storeLocked(k, u.hashStr)
 	}
 	c.mu.Unlock()
 	close(call.done)
-	return call.ok
+	return call.result
 }
 
 // storeLocked adds an entry, evicting an arbitrary one when full. mu must

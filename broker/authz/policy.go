@@ -20,6 +20,15 @@ const (
 	// AuthNotAuthorized: disabled user, or no username while anonymous
 	// access is off. MQTT 3.1.1 return code 5, MQTT 5 reason code 0x87.
 	AuthNotAuthorized
+	// AuthBusy: the password could not be checked because every slot for
+	// hashing stayed taken (guard.go). MQTT 3.1.1 return code 3 (server
+	// unavailable), MQTT 5 reason code 0x89 (server busy).
+	AuthBusy
+	// AuthThrottled: refused without checking, because this username or
+	// source failed too often lately; the broker decides it, a Policy
+	// never returns it. MQTT 3.1.1 return code 3, MQTT 5 reason code 0x9F
+	// (connection rate exceeded).
+	AuthThrottled
 )
 
 func (r AuthResult) String() string {
@@ -30,6 +39,10 @@ func (r AuthResult) String() string {
 		return "bad credentials"
 	case AuthNotAuthorized:
 		return "not authorized"
+	case AuthBusy:
+		return "busy"
+	case AuthThrottled:
+		return "throttled"
 	}
 	return fmt.Sprintf("AuthResult(%d)", int(r))
 }
@@ -41,6 +54,8 @@ func (r AuthResult) V3ReturnCode() byte {
 		return 0
 	case AuthBadCredentials:
 		return 4
+	case AuthBusy, AuthThrottled:
+		return 3
 	}
 	return 5
 }
@@ -52,6 +67,10 @@ func (r AuthResult) V5ReasonCode() byte {
 		return 0x00
 	case AuthBadCredentials:
 		return 0x86
+	case AuthBusy:
+		return 0x89
+	case AuthThrottled:
+		return 0x9F
 	}
 	return 0x87
 }
@@ -201,7 +220,8 @@ func (p *Policy) AllowAnonymous() bool { return p.allowAnon }
 //   - no username: AuthOK as an anonymous identity when anonymous access is
 //     allowed (only client-id rules apply to it), else AuthNotAuthorized;
 //   - unknown username or wrong password: AuthBadCredentials;
-//   - right password of a disabled user: AuthNotAuthorized.
+//   - right password of a disabled user: AuthNotAuthorized;
+//   - no slot to run PBKDF2 in within hashWait (guard.go): AuthBusy.
 func (p *Policy) Authenticate(username string, hasUsername bool, password []byte, clientID string) (*Identity, AuthResult) {
 	if !hasUsername {
 		if !p.allowAnon {
@@ -211,17 +231,44 @@ func (p *Policy) Authenticate(username string, hasUsername bool, password []byte
 	}
 	u := p.users[username]
 	if u == nil {
+		if !hashSlots.acquire() {
+			return nil, AuthBusy
+		}
 		h := dummyHash()
 		h.verify(password)
+		hashSlots.release()
 		return nil, AuthBadCredentials
 	}
-	if !p.cache.verify(u, password) {
+	switch p.cache.verify(u, password) {
+	case verifyBusy:
+		return nil, AuthBusy
+	case verifyWrong:
 		return nil, AuthBadCredentials
 	}
 	if u.disabled {
 		return nil, AuthNotAuthorized
 	}
 	return p.bind(u, clientID), AuthOK
+}
+
+// AuthenticateCached decides a CONNECT as Authenticate does when that
+// needs no PBKDF2: no username, or a password that succeeded before for
+// this user (a cache hit). ok is false when only Authenticate can decide
+// (unknown user, password not verified yet). It never waits, so the broker
+// lets it through while it throttles guessing.
+func (p *Policy) AuthenticateCached(username string, hasUsername bool, password []byte, clientID string) (id *Identity, res AuthResult, ok bool) {
+	if !hasUsername {
+		id, res = p.Authenticate(username, false, password, clientID)
+		return id, res, true
+	}
+	u := p.users[username]
+	if u == nil || !p.cache.hit(u, password) {
+		return nil, AuthBadCredentials, false
+	}
+	if u.disabled {
+		return nil, AuthNotAuthorized, true
+	}
+	return p.bind(u, clientID), AuthOK, true
 }
 
 // AuthenticateVerified decides a CONNECT whose username the transport has
