@@ -65,6 +65,12 @@
 // WarmCache carries entries over to a new Policy for users whose hash did
 // not change.
 //
+// A verification that misses the cache runs PBKDF2 in one of
+// GOMAXPROCS-1 (at least one) process-wide slots (guard.go), waiting at
+// most a second for one, else AuthBusy: guessing cannot take every core.
+// AuthenticateCached decides without PBKDF2 when it can, so the broker can
+// throttle repeated failures without ever holding back a cache hit.
+//
 // # ACL semantics
 //
 // Default deny. A request is allowed when at least one allow rule matches
