@@ -96,7 +96,11 @@ func TestBrokerChildrenAndStatus(t *testing.T) {
 
 	// A spec change is observed: the new generation shows in status and
 	// every condition, and the ConfigMap follows.
-	update(t, b, func(b *mqttv1alpha1.Broker) { b.Spec.LogLevel = "debug" })
+	update(t, b, func(b *mqttv1alpha1.Broker) {
+		b.Spec.LogLevel = "debug"
+		b.Spec.SessionTakeover = "Discard"
+		b.Spec.Limits.MaxSubscriptionsPerClient = ptr.To[int32](5)
+	})
 	gen := b.Generation
 	if gen < 2 {
 		t.Fatalf("generation after a spec change = %d", gen)
@@ -109,10 +113,11 @@ func TestBrokerChildrenAndStatus(t *testing.T) {
 			hasCond(c, mqttv1alpha1.ConditionAuthSynced, metav1.ConditionFalse, mqttv1alpha1.ReasonNoReadyPods, gen)
 	})
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme-config"}}
-	eventually(t, waitTimeout, "ConfigMap has logLevel debug", func() (bool, string) {
+	eventually(t, waitTimeout, "ConfigMap has the new log level, limit and takeover rule", func() (bool, string) {
 		get(t, cm)
 		cfg := cm.Data[resource.ConfigFile]
-		return strings.Contains(cfg, "debug"), cfg
+		return strings.Contains(cfg, "level: debug") && strings.Contains(cfg, "maxSubscriptionsPerClient: 5") &&
+			strings.Contains(cfg, "sessionTakeover: discard"), cfg
 	})
 }
 
@@ -138,6 +143,22 @@ func TestValidation(t *testing.T) {
 			return b
 		}(),
 		want: []string{"spec.replicas", "do not cluster"},
+	}, {
+		name: "broker unknown session takeover",
+		obj: func() client.Object {
+			b := newBroker(ns, "steal")
+			b.Spec.SessionTakeover = "Steal"
+			return b
+		}(),
+		want: []string{"spec.sessionTakeover", `Unsupported value: "Steal"`, `"Refuse", "Discard"`},
+	}, {
+		name: "broker subscription quota 0",
+		obj: func() client.Object {
+			b := newBroker(ns, "nosubs")
+			b.Spec.Limits.MaxSubscriptionsPerClient = ptr.To[int32](0)
+			return b
+		}(),
+		want: []string{"spec.limits.maxSubscriptionsPerClient", "should be greater than or equal to 1"},
 	}, {
 		name: "acl # not last",
 		obj:  rule(func(r *mqttv1alpha1.ACLRule) { r.Topics = []string{"a/#/b"} }),

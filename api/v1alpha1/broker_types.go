@@ -44,6 +44,15 @@ type BrokerSpec struct {
 	// +optional
 	Limits BrokerLimits `json:"limits,omitempty"`
 
+	// sessionTakeover is what a CONNECT gets when its client id names a
+	// session another user owns: Refuse (the owner keeps its session; v5
+	// CONNACK 0x87, 3.1.1 return code 5) or Discard (the owner is
+	// disconnected, its session deleted, and the newcomer starts fresh).
+	// +optional
+	// +kubebuilder:default=Refuse
+	// +kubebuilder:validation:Enum=Refuse;Discard
+	SessionTakeover string `json:"sessionTakeover,omitempty"`
+
 	// allowAnonymous accepts clients without a username.
 	// +optional
 	// +kubebuilder:default=false
@@ -200,6 +209,102 @@ type BrokerLimits struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
 	MaxSessionExpirySeconds *int64 `json:"maxSessionExpirySeconds,omitempty"`
+
+	// maxPendingBytes is how much output may wait for a slow client before
+	// QoS 0 messages to it are dropped, QoS 1/2 queued, and its own packets
+	// no longer read until the backlog halves. Default 1 MiB.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxPendingBytes *int32 `json:"maxPendingBytes,omitempty"`
+
+	// maxTopicLength bounds topic names and filters, in bytes. Default 1024.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	MaxTopicLength *int32 `json:"maxTopicLength,omitempty"`
+
+	// maxTopicLevels bounds the levels of topic names and filters.
+	// Default 32.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxTopicLevels *int32 `json:"maxTopicLevels,omitempty"`
+
+	// maxKeepAliveSeconds caps the keep-alive a client may ask for.
+	// Default 3600.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	MaxKeepAliveSeconds *int32 `json:"maxKeepAliveSeconds,omitempty"`
+
+	// maxClientIDLength bounds client identifiers. Default 256.
+	// +optional
+	// +kubebuilder:validation:Minimum=23
+	// +kubebuilder:validation:Maximum=65535
+	MaxClientIDLength *int32 `json:"maxClientIDLength,omitempty"`
+
+	// topicAliasMaximum is the number of inbound topic aliases a v5 client
+	// may use. Default 64.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	TopicAliasMaximum *int32 `json:"topicAliasMaximum,omitempty"`
+
+	// topicAliasMaximumOut is the number of topic aliases the broker uses
+	// towards a v5 client (fewer when the client allows fewer). Each keeps
+	// a copy of its topic. Default 16.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	TopicAliasMaximumOut *int32 `json:"topicAliasMaximumOut,omitempty"`
+
+	// connectTimeoutSeconds is how long a new connection has, from accept,
+	// to complete its CONNECT. Default 10.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	ConnectTimeoutSeconds *int32 `json:"connectTimeoutSeconds,omitempty"`
+
+	// maxConnectPacketSize bounds the first packet, read before the client
+	// is authenticated, in bytes. Default 65536 (maxPacketSize when smaller).
+	// +optional
+	// +kubebuilder:validation:Minimum=64
+	// +kubebuilder:validation:Maximum=268435455
+	MaxConnectPacketSize *int32 `json:"maxConnectPacketSize,omitempty"`
+
+	// maxUnauthenticated is how many connections may be open without having
+	// completed CONNECT. Default 1024.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxUnauthenticated *int32 `json:"maxUnauthenticated,omitempty"`
+
+	// maxSubscriptionsPerClient bounds the subscriptions one session holds;
+	// past it a SUBSCRIBE is refused with 0x97 Quota exceeded. Default 1000.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxSubscriptionsPerClient *int32 `json:"maxSubscriptionsPerClient,omitempty"`
+
+	// maxRetainedPerUser bounds the retained messages one username
+	// publishes. Default 100000.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxRetainedPerUser *int32 `json:"maxRetainedPerUser,omitempty"`
+
+	// maxRetainedBytesPerUser bounds what one username's retained messages
+	// weigh (topic, payload and properties), in bytes. Default 128 MiB.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxRetainedBytesPerUser *int64 `json:"maxRetainedBytesPerUser,omitempty"`
+
+	// maxRetainedMessages bounds all retained messages. Default 1000000.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxRetainedMessages *int32 `json:"maxRetainedMessages,omitempty"`
+
+	// maxRetainedBytes bounds what all retained messages weigh, in bytes.
+	// Default 512 MiB.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxRetainedBytes *int64 `json:"maxRetainedBytes,omitempty"`
 }
 
 // PodOverrides are merged into the broker pods.

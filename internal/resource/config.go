@@ -39,7 +39,9 @@ func BrokerConfig(b *v1alpha1.Broker) config.Config {
 		AdminTokenFile: path.Join(AdminDir, AdminTokenKey),
 		DataDir:        DataDir,
 		Limits:         brokerLimits(b.Spec.Limits),
-		Log:            config.Log{Level: level, Format: "json"},
+		// Refuse and Discard as the broker spells them.
+		SessionTakeover: broker.SessionTakeover(strings.ToLower(b.Spec.SessionTakeover)),
+		Log:             config.Log{Level: level, Format: "json"},
 	}
 }
 
@@ -80,22 +82,45 @@ func webSocketListener(w *v1alpha1.WebSocketListener) *config.WebSocketListener 
 // past the broker's types are clamped rather than wrapped.
 func brokerLimits(l v1alpha1.BrokerLimits) broker.Limits {
 	var out broker.Limits
-	if l.MaxConnections != nil {
-		out.MaxConnections = int(*l.MaxConnections)
+	setInt(&out.MaxConnections, l.MaxConnections)
+	setInt(&out.MaxQueuedMessages, l.MaxQueuedMessages)
+	setInt(&out.MaxPendingBytes, l.MaxPendingBytes)
+	setInt(&out.MaxTopicLength, l.MaxTopicLength)
+	setInt(&out.MaxTopicLevels, l.MaxTopicLevels)
+	setInt(&out.MaxClientIDLength, l.MaxClientIDLength)
+	setInt(&out.MaxUnauthenticated, l.MaxUnauthenticated)
+	setInt(&out.MaxSubscriptionsPerClient, l.MaxSubscriptionsPerClient)
+	setInt(&out.MaxRetainedPerUser, l.MaxRetainedPerUser)
+	setInt(&out.MaxRetainedMessages, l.MaxRetainedMessages)
+	setUint(&out.MaxPacketSize, l.MaxPacketSize, math.MaxUint32)
+	setUint(&out.MaxConnectPacketSize, l.MaxConnectPacketSize, math.MaxUint32)
+	setUint(&out.MaxInflight, l.MaxInflight, math.MaxUint16)
+	setUint(&out.MaxKeepAlive, l.MaxKeepAliveSeconds, math.MaxUint16)
+	setUint(&out.TopicAliasMaximum, l.TopicAliasMaximum, math.MaxUint16)
+	setUint(&out.TopicAliasMaximumOut, l.TopicAliasMaximumOut, math.MaxUint16)
+	setUint(&out.ConnectTimeout, l.ConnectTimeoutSeconds, math.MaxUint16)
+	setUint(&out.MaxSessionExpiry, l.MaxSessionExpirySeconds, math.MaxUint32)
+	if l.MaxRetainedBytesPerUser != nil {
+		out.MaxRetainedBytesPerUser = max(*l.MaxRetainedBytesPerUser, 0)
 	}
-	if l.MaxPacketSize != nil {
-		out.MaxPacketSize = uint32(clamp(int64(*l.MaxPacketSize), math.MaxUint32))
-	}
-	if l.MaxInflight != nil {
-		out.MaxInflight = uint16(clamp(int64(*l.MaxInflight), math.MaxUint16))
-	}
-	if l.MaxQueuedMessages != nil {
-		out.MaxQueuedMessages = int(*l.MaxQueuedMessages)
-	}
-	if l.MaxSessionExpirySeconds != nil {
-		out.MaxSessionExpiry = uint32(clamp(*l.MaxSessionExpirySeconds, math.MaxUint32))
+	if l.MaxRetainedBytes != nil {
+		out.MaxRetainedBytes = max(*l.MaxRetainedBytes, 0)
 	}
 	return out
+}
+
+// setInt copies a set field into an int limit.
+func setInt(dst *int, v *int32) {
+	if v != nil {
+		*dst = int(*v)
+	}
+}
+
+// setUint copies a set field into an unsigned limit, clamped to [0, hi].
+func setUint[U uint16 | uint32, S int32 | int64](dst *U, v *S, hi int64) {
+	if v != nil {
+		*dst = U(clamp(int64(*v), hi))
+	}
 }
 
 func clamp(v, hi int64) int64 {
