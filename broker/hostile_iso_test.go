@@ -284,6 +284,9 @@ func TestIsoRevokedUserWillNotPublished(t *testing.T) {
 				t.Fatalf("SetAuthorizer revoked %d sessions, want 3", n)
 			}
 			watch.ExpectNone(10 * quiet) // past the delayed one (1 s)
+			if n := b.srv.Stats().WillsRevoked; n != 3 {
+				t.Errorf("WillsRevoked = %d, want 3", n)
+			}
 			b.restart()
 			watch = mqtttest.MustConnect(t, b.addr, as(persistent(packets.V5, "watch"), "watch"))
 			fresh := mqtttest.MustConnect(t, b.addr, as(mqtttest.V5("fresh"), "watch"))
@@ -342,8 +345,8 @@ func TestIsoWillCannotSpoofSys(t *testing.T) {
 		mqtttest.MustConnect(t, b.addr, cp).Close()
 	}
 	watch.ExpectNone(quiet)
-	if n := b.srv.Stats().PublishDenied; n != 2 {
-		t.Errorf("PublishDenied = %d, want 2", n)
+	if st := b.srv.Stats(); st.PublishDenied != 2 || st.WillsReservedTopic != 2 {
+		t.Errorf("PublishDenied = %d, WillsReservedTopic = %d, want 2 and 2", st.PublishDenied, st.WillsReservedTopic)
 	}
 	mqtttest.MustConnect(t, b.addr, withWill(persistent(packets.V5, "spoof-stored"), "$SYS/broker/uptime", 0))
 	b.restart()

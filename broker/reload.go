@@ -53,6 +53,9 @@ func (st *clientState) rebind(a Authorizer) bool {
 		// to it [DESIGN: hot reload]. So does its will, wherever it is:
 		// the connection's (detach checks revoked), one waiting out its
 		// delay (endLocked returns it, dropped here) and the stored one.
+		if st.will != nil || st.journal.willStored || (c != nil && c.will != nil) {
+			s.stats.WillsRevoked.Add(1)
+		}
 		st.expiry = 0
 		st.revoked = true
 		st.journal.forgetWill()

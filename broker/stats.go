@@ -50,6 +50,12 @@ type Stats struct {
 	// refused by Limits.MaxSubscriptionsPerClient and the retained limits.
 	SubscriptionQuotaExceeded atomic.Int64
 	RetainedQuotaExceeded     atomic.Int64
+	// WillsRevoked, WillsReservedTopic and WillsDenied count wills
+	// discarded: their session was revoked by a reload, their topic is a
+	// $-topic, or their publisher may not publish there.
+	WillsRevoked       atomic.Int64
+	WillsReservedTopic atomic.Int64
+	WillsDenied        atomic.Int64
 	// AuthThrottledSource and AuthThrottledUser count CONNECTs refused
 	// without a password check because their source address or username
 	// failed too often lately; AuthBusy those refused because no hashing
@@ -92,9 +98,13 @@ type StatsSnapshot struct {
 	RetainedBytes             int64
 	SubscriptionQuotaExceeded int64
 	RetainedQuotaExceeded     int64
-	AuthThrottledSource       int64
-	AuthThrottledUser         int64
-	AuthBusy                  int64
+	// WillsRevoked, WillsReservedTopic, WillsDenied: see Stats.
+	WillsRevoked        int64
+	WillsReservedTopic  int64
+	WillsDenied         int64
+	AuthThrottledSource int64
+	AuthThrottledUser   int64
+	AuthBusy            int64
 }
 
 func (st *Stats) snapshot(s *Server) StatsSnapshot {
@@ -126,6 +136,9 @@ func (st *Stats) snapshot(s *Server) StatsSnapshot {
 		RetainedBytes:             s.retainedBytes(),
 		SubscriptionQuotaExceeded: st.SubscriptionQuotaExceeded.Load(),
 		RetainedQuotaExceeded:     st.RetainedQuotaExceeded.Load(),
+		WillsRevoked:              st.WillsRevoked.Load(),
+		WillsReservedTopic:        st.WillsReservedTopic.Load(),
+		WillsDenied:               st.WillsDenied.Load(),
 		AuthThrottledSource:       st.AuthThrottledSource.Load(),
 		AuthThrottledUser:         st.AuthThrottledUser.Load(),
 		AuthBusy:                  st.AuthBusy.Load(),

@@ -112,6 +112,7 @@ func (s *Server) publishWill(st *clientState, m *outbox.Message, now time.Time) 
 		// No client-originated message lands on a $-topic ($SYS is the
 		// broker's), as handlePublish refuses a PUBLISH there.
 		s.stats.PublishDenied.Add(1)
+		s.stats.WillsReservedTopic.Add(1)
 		s.log.Info("Will not published: $-topics are the broker's", "client", st.id, "topic", m.Topic)
 		return
 	}
@@ -126,6 +127,7 @@ func (s *Server) publishWill(st *clientState, m *outbox.Message, now time.Time) 
 	}
 	if p != nil && !p.CanPublish(bytesOf(m.Topic)) {
 		s.stats.PublishDenied.Add(1)
+		s.stats.WillsDenied.Add(1)
 		s.log.Info("Will not published: not authorized", "client", st.id, "topic", m.Topic)
 		return
 	}
@@ -188,6 +190,7 @@ func (s *Server) restoredWillPublisher(st *clientState, m *outbox.Message, now t
 	}
 	if res != authz.AuthOK {
 		s.stats.PublishDenied.Add(1)
+		s.stats.WillsRevoked.Add(1)
 		s.log.Info("Restored will not published: its owner is not allowed in now", "client", st.id, "user", owner.Username, "topic", m.Topic)
 		return nil, m
 	}

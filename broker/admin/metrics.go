@@ -84,6 +84,7 @@ var (
 // Quota and guessing-defence metrics (a block of their own, so other additions merge cleanly).
 var (
 	descRetainedBytes = prometheus.NewDesc("fleetmq_retained_bytes", "What retained messages weigh against the retained limits: topic, payload and properties.", nil, nil)
+	descWills         = prometheus.NewDesc("fleetmq_wills_discarded_total", "Wills discarded instead of published, by reason (revoked: a reload took the session's rights away; reserved_topic: a $-topic; denied: the publisher may not publish there).", []string{"reason"}, nil)
 	descQuota         = prometheus.NewDesc("fleetmq_quota_exceeded_total", "Requests refused by a quota, by quota (subscriptions, retained).", []string{"quota"}, nil)
 	descAuthThrottled = prometheus.NewDesc("fleetmq_auth_throttled_total", "CONNECTs refused without a password check, by reason: source or username backing off after failures, busy (no hashing slot in time).", []string{"reason"}, nil)
 )
@@ -96,7 +97,7 @@ func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		descMsgsOut, descBytesIn, descBytesOut, descDropped, descProtoErrors, descAuthFail, descDenied, descRevoked,
 		descForeign,
 		descUnauthenticated, descPreConnectClosed, descThrottled,
-		descRetainedBytes, descQuota, descAuthThrottled} {
+		descRetainedBytes, descQuota, descAuthThrottled, descWills} {
 		ch <- d
 	}
 }
@@ -137,6 +138,9 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descRetainedBytes, float64(s.RetainedBytes))
 	counter(descQuota, s.SubscriptionQuotaExceeded, "subscriptions")
 	counter(descQuota, s.RetainedQuotaExceeded, "retained")
+	counter(descWills, s.WillsRevoked, "revoked")
+	counter(descWills, s.WillsReservedTopic, "reserved_topic")
+	counter(descWills, s.WillsDenied, "denied")
 	counter(descAuthThrottled, s.AuthThrottledSource, "source")
 	counter(descAuthThrottled, s.AuthThrottledUser, "username")
 	counter(descAuthThrottled, s.AuthBusy, "busy")
