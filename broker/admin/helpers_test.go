@@ -136,7 +136,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	// The server cmd/broker runs, with its timeouts and limits.
 	e.api = httptest.NewUnstartedServer(h)
-	e.api.Config = admin.NewHTTPServer(h, o.server)
+	so := o.server
+	so.Metrics = e.metrics
+	e.api.Config = admin.NewHTTPServer(h, so)
+	e.api.Listener = admin.Listener(e.api.Listener)
 	e.api.Start()
 	t.Cleanup(func() {
 		e.api.Close()

@@ -76,6 +76,12 @@ func TestAdminIdleConnectionClosed(t *testing.T) {
 	if got := expectClosedByServer(t, conn, br); len(got) > 0 {
 		t.Errorf("idle connection: got %q before the close, want nothing", got)
 	}
+	// Closing an idle keep-alive connection turns nobody away.
+	for _, r := range []string{"unauthorized", "too_large", "timeout", "bad_request"} {
+		if got := metric(t, e.metrics, "fleetmq_admin_refused_total", r); got != 0 {
+			t.Errorf("fleetmq_admin_refused_total{reason=%q} after an idle close: got %v, want 0", r, got)
+		}
+	}
 }
 
 // TestAdminSlowHeaders: a client that does not finish its headers within
@@ -120,6 +126,64 @@ func TestAdminSlowHeaders(t *testing.T) {
 			}
 		})
 	}
+	expectRefused(t, e, "timeout", 3)
+}
+
+// expectRefused waits until fleetmq_admin_refused_total{reason} is want:
+// net/http reports a closed connection after the client sees it closed.
+func expectRefused(t *testing.T, e *env, reason string, want float64) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("fleetmq_admin_refused_total{reason=%q} = %v", reason, want), func() bool {
+		return metric(t, e.metrics, "fleetmq_admin_refused_total", reason) == want
+	})
+}
+
+// TestAdminRefusalsCounted: each way the admin API turns a client away is
+// counted under its reason, and serving a request is not a refusal.
+func TestAdminRefusalsCounted(t *testing.T) {
+	e := newEnv(t, envOptions{maxBodyBytes: 1 << 10, server: admin.ServerOptions{ReadTimeout: short}})
+	if code, _ := e.do(t, http.MethodGet, "/v1/auth", e.token, nil); code != http.StatusOK {
+		t.Fatalf("GET /v1/auth with the token: got %d, want 200", code)
+	}
+
+	if code, _ := e.do(t, http.MethodGet, "/v1/auth", "wrong", nil); code != http.StatusUnauthorized {
+		t.Errorf("wrong token: got %d, want 401", code)
+	}
+	expectRefused(t, e, "unauthorized", 1)
+
+	if code, _ := e.put(t, []byte(strings.Repeat("x", 2<<10)), ""); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("2 KiB body over a 1 KiB limit: got %d, want 413", code)
+	}
+	expectRefused(t, e, "too_large", 1)
+
+	conn := dialAPI(t, e)
+	if _, err := io.WriteString(conn, "NOT HTTP AT ALL\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	expectClosedByServer(t, conn, conn)
+	expectRefused(t, e, "bad_request", 1)
+
+	// A body that stops half-way runs into ReadTimeout.
+	slow := dialAPI(t, e)
+	if _, err := fmt.Fprintf(slow, "PUT /v1/auth HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\n{", e.token); err != nil {
+		t.Fatal(err)
+	}
+	slow.SetReadDeadline(time.Now().Add(timeout))
+	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("unfinished body: got %d, want 408", resp.StatusCode)
+	}
+	expectRefused(t, e, "timeout", 1)
+
+	for _, r := range []string{"unauthorized", "too_large", "bad_request"} {
+		if got := metric(t, e.metrics, "fleetmq_admin_refused_total", r); got != 1 {
+			t.Errorf("fleetmq_admin_refused_total{reason=%q} at the end: got %v, want 1", r, got)
+		}
+	}
 }
 
 // TestAdminHeaderTooLarge: headers over DefaultMaxHeaderBytes are refused
@@ -142,6 +206,7 @@ func TestAdminHeaderTooLarge(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 			t.Errorf("got %d, want 431", resp.StatusCode)
 		}
+		expectRefused(t, e, "too_large", 1)
 	})
 	t.Run("8 KiB header passes", func(t *testing.T) {
 		req, err := http.NewRequest(http.MethodGet, e.api.URL+"/healthz", nil)

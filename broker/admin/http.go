@@ -95,7 +95,13 @@ func (h *handler) putAuth(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
+			h.o.Metrics.refused(refusedTooLarge)
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("bundle larger than %d bytes", tooLarge.Limit), nil)
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			h.o.Metrics.refused(refusedTimeout)
+			writeError(w, http.StatusRequestTimeout, fmt.Errorf("read body: %w", err), nil)
 			return
 		}
 		writeError(w, http.StatusBadRequest, fmt.Errorf("read body: %w", err), nil)
@@ -131,6 +137,7 @@ func (h *handler) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || !h.token.check(got) {
+			h.o.Metrics.refused(refusedUnauthorized)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fleetmq-broker"`)
 			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"), nil)
 			return

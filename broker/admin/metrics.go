@@ -20,6 +20,7 @@ type Metrics struct {
 	authRevision  prometheus.Gauge
 	reloadSeconds prometheus.Histogram
 	reloads       *prometheus.CounterVec
+	adminRefused  *prometheus.CounterVec
 }
 
 // NewMetrics registers the broker's metrics, Go runtime and process metrics.
@@ -37,8 +38,14 @@ func NewMetrics(srv *broker.Server) *Metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetmq_auth_reloads_total", Help: "Auth bundles received, by result (applied, unchanged, stale, invalid).",
 		}, []string{"result"}),
+		adminRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetmq_admin_refused_total", Help: "Admin API requests and connections refused, by reason (unauthorized, too_large, timeout, bad_request).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.authRevision, m.reloadSeconds, m.reloads,
+	for _, r := range refusalReasons {
+		m.adminRefused.WithLabelValues(r) // present at 0 before the first
+	}
+	reg.MustRegister(m.authRevision, m.reloadSeconds, m.reloads, m.adminRefused,
 		statsCollector{srv},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -48,6 +55,12 @@ func NewMetrics(srv *broker.Server) *Metrics {
 func (m *Metrics) reload(result string) {
 	if m != nil {
 		m.reloads.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) refused(reason string) {
+	if m != nil {
+		m.adminRefused.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -48,15 +48,19 @@ type ServerOptions struct {
 	// Log receives net/http's own errors (failed TLS handshakes, panics)
 	// as warnings.
 	Log *slog.Logger
+	// Metrics counts refused connections in fleetmq_admin_refused_total
+	// when the server runs on a Listener-wrapped listener.
+	Metrics *Metrics
 }
 
 // NewHTTPServer returns the server the admin API h runs in, over plain
-// HTTP (Serve) or TLS (ServeTLS) alike, with the limits of o.
+// HTTP (Serve) or TLS (ServeTLS) alike, with the limits of o. Serve it on
+// Listener(ln) so that it can count the connections it refuses.
 func NewHTTPServer(h http.Handler, o ServerOptions) *http.Server {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &http.Server{
+	s := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cmp.Or(o.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       cmp.Or(o.ReadTimeout, DefaultReadTimeout),
@@ -65,4 +69,8 @@ func NewHTTPServer(h http.Handler, o ServerOptions) *http.Server {
 		MaxHeaderBytes:    cmp.Or(o.MaxHeaderBytes, DefaultMaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
 	}
+	if o.Metrics != nil {
+		trackRefusals(s, o.Metrics)
+	}
+	return s
 }

@@ -219,11 +219,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			log.Warn("No --admin-token-file: the admin API answers only /healthz and /readyz")
 		}
 		// One server for plain HTTP and TLS alike: the same timeouts and limits.
-		adminSrv = admin.NewHTTPServer(h, admin.ServerOptions{Log: log})
+		adminSrv = admin.NewHTTPServer(h, admin.ServerOptions{Log: log, Metrics: metrics})
 		aln, err := net.Listen("tcp", cfg.Listeners.Admin)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", cfg.Listeners.Admin, err)
 		}
+		aln = admin.Listener(aln)
 		log.Info("Admin API started", "addr", aln.Addr().String(), "tls", cfg.Listeners.AdminTLS != nil)
 		go func() {
 			var err error
