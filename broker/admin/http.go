@@ -28,6 +28,10 @@ type HandlerOptions struct {
 	// TokenFile holds the bearer token. Without it every endpoint except
 	// /healthz and /readyz answers 401: the API is never open.
 	TokenFile string
+	// MetricsTokenFile holds a second token that reads /metrics and
+	// nothing else (Prometheus's), so a scraper cannot write auth.
+	// The admin token reads /metrics too.
+	MetricsTokenFile string
 	// AllowAnonymous makes the broker ready without a bundle.
 	AllowAnonymous bool
 	MaxBodyBytes   int64
@@ -53,24 +57,30 @@ func NewHandler(o HandlerOptions) (http.Handler, error) {
 	tok := &tokenSource{path: o.TokenFile}
 	if o.TokenFile != "" {
 		if err := tok.reload(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("admin %w", err)
 		}
 	}
-	h := &handler{o: o, token: tok}
+	h := &handler{o: o, token: tok, metricsToken: &tokenSource{path: o.MetricsTokenFile}}
+	if o.MetricsTokenFile != "" {
+		if err := h.metricsToken.reload(); err != nil {
+			return nil, fmt.Errorf("metrics %w", err)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", h.ready)
-	mux.Handle("GET /v1/auth", h.authenticated(http.HandlerFunc(h.getAuth)))
-	mux.Handle("PUT /v1/auth", h.authenticated(http.HandlerFunc(h.putAuth)))
+	mux.Handle("GET /v1/auth", h.authenticated(http.HandlerFunc(h.getAuth), nil))
+	mux.Handle("PUT /v1/auth", h.authenticated(http.HandlerFunc(h.putAuth), nil))
 	if o.Metrics != nil {
-		mux.Handle("GET /metrics", h.authenticated(promhttp.HandlerFor(o.Metrics.Registry, promhttp.HandlerOpts{})))
+		mux.Handle("GET /metrics", h.authenticated(promhttp.HandlerFor(o.Metrics.Registry, promhttp.HandlerOpts{}), h.metricsToken))
 	}
 	return mux, nil
 }
 
 type handler struct {
-	o     HandlerOptions
-	token *tokenSource
+	o            HandlerOptions
+	token        *tokenSource
+	metricsToken *tokenSource // read-only: /metrics only
 }
 
 func (h *handler) ready(w http.ResponseWriter, _ *http.Request) {
@@ -132,11 +142,12 @@ func details(err error) []string {
 	return out
 }
 
-// authenticated requires the bearer token, compared in constant time.
-func (h *handler) authenticated(next http.Handler) http.Handler {
+// authenticated requires the admin bearer token or, when given, also
+// accepts extra (the metrics token), compared in constant time.
+func (h *handler) authenticated(next http.Handler, extra *tokenSource) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !h.token.check(got) {
+		if !ok || !(h.token.check(got) || extra != nil && extra.check(got)) {
 			h.o.Metrics.refused(refusedUnauthorized)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fleetmq-broker"`)
 			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"), nil)
@@ -160,11 +171,11 @@ type tokenSource struct {
 func (t *tokenSource) reload() error {
 	data, err := os.ReadFile(t.path)
 	if err != nil {
-		return fmt.Errorf("admin token file: %w", err)
+		return fmt.Errorf("token file: %w", err)
 	}
 	tok := strings.TrimSpace(string(data))
 	if tok == "" {
-		return fmt.Errorf("admin token file %s is empty", t.path)
+		return fmt.Errorf("token file %s is empty", t.path)
 	}
 	t.sum = sha256.Sum256([]byte(tok))
 	t.lastRead = time.Now()

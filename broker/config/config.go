@@ -27,6 +27,9 @@ type Config struct {
 	AuthFile string `json:"authFile,omitempty"`
 	// AdminTokenFile holds the bearer token the admin API requires.
 	AdminTokenFile string `json:"adminTokenFile,omitempty"`
+	// MetricsTokenFile holds a second bearer token that reads /metrics and
+	// nothing else, so a scraper never holds write access to auth.
+	MetricsTokenFile string `json:"metricsTokenFile,omitempty"`
 	// DataDir is where sessions and retained messages persist; empty keeps
 	// them in memory.
 	DataDir string `json:"dataDir,omitempty"`
@@ -54,6 +57,9 @@ type Config struct {
 type Listeners struct {
 	// MQTT is the plain TCP listener address (default ":1883").
 	MQTT string `json:"mqtt,omitempty"`
+	// MQTTDisabled turns the plain TCP listener off (an mTLS-only broker
+	// must not accept passwords in clear); TLS or WebSocket must remain.
+	MQTTDisabled bool `json:"mqttDisabled,omitempty"`
 	// Admin is the admin API, health and metrics address (default ":8081").
 	Admin string `json:"admin,omitempty"`
 	// AdminTLS serves the admin API over TLS when set.
@@ -215,6 +221,9 @@ func (c Config) Validate() error {
 	}
 	if t := c.Listeners.AdminTLS; t != nil && (t.CertFile == "" || t.KeyFile == "") {
 		errs = append(errs, errors.New("listeners.adminTLS: certFile and keyFile are both required"))
+	}
+	if c.Listeners.MQTTDisabled && c.Listeners.TLS == nil && c.Listeners.WebSocket == nil {
+		errs = append(errs, errors.New("listeners.mqttDisabled: needs listeners.tls or listeners.websocket, or no client could connect"))
 	}
 	errs = append(errs, c.Listeners.validateMQTT()...)
 	if err := c.Limits.Validate(); err != nil {

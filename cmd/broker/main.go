@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -77,6 +76,10 @@ func parseFlags(args []string, stderr io.Writer) (config.Config, error) {
 	mqttAddr := fs.String("mqtt-addr", ":1883", "plain MQTT listener address")
 	adminAddr := fs.String("admin-addr", ":8081", "admin API, health and metrics address")
 	tokenFile := fs.String("admin-token-file", "", "file holding the admin API bearer token")
+	metricsTokenFile := fs.String("metrics-token-file", "", "file holding a bearer token that reads /metrics only")
+	adminTLSCert := fs.String("admin-tls-cert", "", "serve the admin API over TLS with this certificate (PEM), reloaded when it changes")
+	adminTLSKey := fs.String("admin-tls-key", "", "key (PEM) of --admin-tls-cert, reloaded when it changes")
+	mqttDisabled := fs.Bool("mqtt-disabled", false, "no plain MQTT listener (keep TLS or WebSocket)")
 	authFile := fs.String("auth-file", "", "auth bundle (JSON), watched and reloaded")
 	anonymous := fs.Bool("allow-anonymous", false, "accept clients without credentials")
 	dataDir := fs.String("data-dir", "", "directory for persistent sessions and retained messages")
@@ -114,6 +117,19 @@ func parseFlags(args []string, stderr io.Writer) (config.Config, error) {
 			cfg.Listeners.Admin = *adminAddr
 		case "admin-token-file":
 			cfg.AdminTokenFile = *tokenFile
+		case "metrics-token-file":
+			cfg.MetricsTokenFile = *metricsTokenFile
+		case "admin-tls-cert", "admin-tls-key":
+			if cfg.Listeners.AdminTLS == nil {
+				cfg.Listeners.AdminTLS = &config.TLSFiles{}
+			}
+			if f.Name == "admin-tls-cert" {
+				cfg.Listeners.AdminTLS.CertFile = *adminTLSCert
+			} else {
+				cfg.Listeners.AdminTLS.KeyFile = *adminTLSKey
+			}
+		case "mqtt-disabled":
+			cfg.Listeners.MQTTDisabled = *mqttDisabled
 		case "auth-file":
 			cfg.AuthFile = *authFile
 		case "allow-anonymous":
@@ -195,48 +211,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listeners.MQTT)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listeners.MQTT, err)
-	}
-	log.Info("MQTT listener started", "addr", ln.Addr().String(), "version", version)
 	errc := make(chan error, 4)
-	go func() { errc <- srv.Serve(ctx, ln) }()
+	if cfg.Listeners.MQTTDisabled {
+		log.Info("Plain MQTT listener disabled", "version", version)
+	} else {
+		ln, err := net.Listen("tcp", cfg.Listeners.MQTT)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.Listeners.MQTT, err)
+		}
+		log.Info("MQTT listener started", "addr", ln.Addr().String(), "version", version)
+		go func() { errc <- srv.Serve(ctx, ln) }()
+	}
 	if err := serveListeners(ctx, cfg.Listeners, srv, log, errc); err != nil {
 		return err
 	}
 
-	var adminSrv *http.Server
-	if cfg.Listeners.Admin != "" {
-		h, err := admin.NewHandler(admin.HandlerOptions{
-			Loader: loader, Metrics: metrics, TokenFile: cfg.AdminTokenFile,
-			AllowAnonymous: cfg.AllowAnonymous, Log: log,
-		})
-		if err != nil {
-			return usageError{err}
-		}
-		if cfg.AdminTokenFile == "" {
-			log.Warn("No --admin-token-file: the admin API answers only /healthz and /readyz")
-		}
-		// One server for plain HTTP and TLS alike: the same timeouts and limits.
-		adminSrv = admin.NewHTTPServer(h, admin.ServerOptions{Log: log, Metrics: metrics})
-		aln, err := net.Listen("tcp", cfg.Listeners.Admin)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", cfg.Listeners.Admin, err)
-		}
-		aln = admin.Listener(aln)
-		log.Info("Admin API started", "addr", aln.Addr().String(), "tls", cfg.Listeners.AdminTLS != nil)
-		go func() {
-			var err error
-			if t := cfg.Listeners.AdminTLS; t != nil {
-				err = adminSrv.ServeTLS(aln, t.CertFile, t.KeyFile)
-			} else {
-				err = adminSrv.Serve(aln)
-			}
-			if !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("admin API: %w", err)
-			}
-		}()
+	adminSrv, err := serveAdmin(ctx, cfg, loader, metrics, log, errc)
+	if err != nil {
+		return err
 	}
 
 	select {
