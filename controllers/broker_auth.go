@@ -111,7 +111,7 @@ func (r *BrokerReconciler) pushAuth(ctx context.Context, b *mqttv1alpha1.Broker,
 	}
 	slices.SortFunc(pods.Items, func(a, c corev1.Pod) int { return strings.Compare(a.Name, c.Name) })
 	desired := st.auth.Bundle.Revision
-	ac := r.NewAuthClient(token)
+	ac := r.NewAuthClient(token, st.channel.tls)
 	st.pods = []mqttv1alpha1.BrokerPodStatus{}
 	st.synced = true
 	var errs []error

@@ -39,8 +39,12 @@ type BrokerReconciler struct {
 	// HashPassword hashes a password for the bundle (authz.HashPassword
 	// with the operator's iteration count).
 	HashPassword func(password []byte) (string, error)
-	// NewAuthClient returns the admin API client for a broker's token.
-	NewAuthClient func(token string) authsync.Client
+	// NewAuthClient returns the admin API client for a broker's token and
+	// the TLS that verifies its pods.
+	NewAuthClient func(token string, tls *authsync.TLS) authsync.Client
+	// OperatorNamespace is where the operator runs: the only namespace the
+	// NetworkPolicy admits to the admin port. Empty: no NetworkPolicy.
+	OperatorNamespace string
 	// Resolver finds a pod's admin API address.
 	Resolver PodResolver
 	// PushTimeout bounds one push to one pod.
@@ -99,11 +103,15 @@ type brokerState struct {
 	synced   bool // every ready pod applied the desired revision
 	pushErr  error
 	tlsErr   error
+	channel  *channel
 }
 
 func (r *BrokerReconciler) reconcile(ctx context.Context, b *mqttv1alpha1.Broker, st *brokerState) (ctrl.Result, error) {
 	token, err := r.reconcileAdminSecret(ctx, b)
 	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if st.channel, err = r.reconcileChannel(ctx, b); err != nil {
 		return ctrl.Result{}, err
 	}
 	configHash, err := r.reconcileConfig(ctx, b)
@@ -117,11 +125,22 @@ func (r *BrokerReconciler) reconcile(ctx context.Context, b *mqttv1alpha1.Broker
 	if err := r.reconcileWorkload(ctx, b, configHash, st); err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.reconcileNetworkPolicy(ctx, b); err != nil {
+		return ctrl.Result{}, err
+	}
 	r.pushAuth(ctx, b, token, st)
+	if st.pushErr != nil && pushFailureReason(st.pushErr) == mqttv1alpha1.ReasonAdminCertificateUntrusted {
+		r.event(b, corev1.EventTypeWarning, mqttv1alpha1.ReasonAdminCertificateUntrusted, "Auth bundle not sent: %v", st.pushErr)
+	}
 	if err := r.updateObjectStatuses(ctx, b, st); err != nil {
 		return ctrl.Result{}, err
 	}
-	return r.requeue(b, st), nil
+	res := r.requeue(b, st)
+	// Look again when a certificate falls due.
+	if d := max(time.Until(st.channel.renewAt), time.Second); res.RequeueAfter == 0 || d < res.RequeueAfter {
+		res.RequeueAfter = d
+	}
+	return res, nil
 }
 
 // reconcileAdminSecret makes sure the admin token exists; it is generated
@@ -275,7 +294,7 @@ func (r *BrokerReconciler) setConditions(b *mqttv1alpha1.Broker, st *brokerState
 	case st.synced:
 		set(mqttv1alpha1.ConditionAuthSynced, true, mqttv1alpha1.ReasonAuthSynced, fmt.Sprintf("every ready pod applied revision %d", st.auth.Bundle.Revision))
 	case st.pushErr != nil:
-		set(mqttv1alpha1.ConditionAuthSynced, false, mqttv1alpha1.ReasonAuthPushFailed, st.pushErr.Error())
+		set(mqttv1alpha1.ConditionAuthSynced, false, pushFailureReason(st.pushErr), st.pushErr.Error())
 	default:
 		set(mqttv1alpha1.ConditionAuthSynced, false, mqttv1alpha1.ReasonAuthPending, fmt.Sprintf("revision %d not yet applied by every ready pod", st.auth.Bundle.Revision))
 	}

@@ -3,11 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
@@ -38,8 +38,12 @@ type Config struct {
 	HashIterations int
 	// Resolver finds pods' admin API addresses (PodIPResolver when nil).
 	Resolver PodResolver
-	// NewAuthClient builds the admin API client for a token (HTTP when nil).
-	NewAuthClient func(token string) authsync.Client
+	// NewAuthClient builds the admin API client for a token and a
+	// Broker's TLS (HTTPS verified against the Broker's CA when nil).
+	NewAuthClient func(token string, tls *authsync.TLS) authsync.Client
+	// OperatorNamespace is the operator's own namespace, which Brokers'
+	// NetworkPolicies admit to the admin port (none are made when empty).
+	OperatorNamespace string
 	// PushTimeout bounds one push to one pod (3 s when 0).
 	PushTimeout time.Duration
 	// MaxConcurrentReconciles of the Broker controller (4 when 0): a slow
@@ -73,10 +77,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		cfg.Resolver = PodIPResolver{}
 	}
 	if cfg.NewAuthClient == nil {
-		httpClient := &http.Client{Timeout: 10 * time.Second}
-		cfg.NewAuthClient = func(token string) authsync.Client {
-			return &authsync.HTTPClient{Token: token, HTTP: httpClient}
-		}
+		clients := &authsync.TLSClients{}
+		cfg.NewAuthClient = clients.Client
 	}
 	if cfg.PushTimeout == 0 {
 		cfg.PushTimeout = 3 * time.Second
@@ -91,6 +93,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Options:       resource.Options{DefaultImage: cfg.BrokerImage},
 		HashPassword:  func(pw []byte) (string, error) { return authz.HashPassword(pw, iterations) },
 		NewAuthClient: cfg.NewAuthClient, Resolver: cfg.Resolver, PushTimeout: cfg.PushTimeout,
+		OperatorNamespace: cfg.OperatorNamespace,
 	}
 	toBroker := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: brokerRefOf(o)}}}
@@ -102,6 +105,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.Secret{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&mqttv1alpha1.User{}, toBroker, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, markedBrokerNotFound()))).
 		Watches(&mqttv1alpha1.ACL{}, toBroker, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, markedBrokerNotFound()))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(br.secretToBrokers)).

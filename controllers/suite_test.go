@@ -16,6 +16,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,12 +138,21 @@ func runSuite(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	httpClient := &http.Client{Timeout: 10 * time.Second}
+	tlsClients := &authsync.TLSClients{}
 	err = controllers.Setup(ctx, mgr, controllers.Config{
-		BrokerImage:    "fleetmq-broker:envtest",
-		HashIterations: hashIterations,
-		Resolver:       resolver,
-		NewAuthClient: func(token string) authsync.Client {
-			return countingClient{inner: &authsync.HTTPClient{Token: token, HTTP: httpClient}, counter: pushes}
+		BrokerImage:       "fleetmq-broker:envtest",
+		HashIterations:    hashIterations,
+		Resolver:          resolver,
+		OperatorNamespace: operatorNamespace,
+		NewAuthClient: func(token string, tls *authsync.TLS) authsync.Client {
+			// Brokers from startBroker serve the admin API over plain HTTP
+			// (the tests of auth sync need no certificates); those from
+			// startBrokerTLS over HTTPS, reached with the operator's own
+			// TLS client, which verifies them against the Broker's CA.
+			return countingClient{inner: byScheme{
+				plain: &authsync.HTTPClient{Token: token, HTTP: httpClient},
+				tls:   tlsClients.Client(token, tls),
+			}, counter: pushes}
 		},
 	})
 	if err != nil {
@@ -160,12 +170,50 @@ func runSuite(m *testing.M) int {
 	return m.Run()
 }
 
+// operatorNamespace is what the suite's operator believes its namespace
+// is: the one its Brokers' NetworkPolicies admit to the admin port.
+const operatorNamespace = "fleetmq-system"
+
 // loopbackResolver is the operator's PodResolver in tests: it knows only
 // the pods a test registered, each backed by a broker on 127.0.0.1, so the
 // operator never dials anything else.
 type loopbackResolver struct {
 	mu    sync.Mutex
 	addrs map[types.NamespacedName]string // guarded by mu
+	tls   map[string]bool                 // admin addresses served over TLS; guarded by mu
+}
+
+func (r *loopbackResolver) setTLS(addr string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tls == nil {
+		r.tls = map[string]bool{}
+	}
+	r.tls[addr] = true
+}
+
+func (r *loopbackResolver) isTLS(addr string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tls[addr]
+}
+
+// byScheme sends to a broker with the client its admin API needs.
+type byScheme struct{ plain, tls authsync.Client }
+
+func (c byScheme) pick(addr string) authsync.Client {
+	if resolver.isTLS(addr) {
+		return c.tls
+	}
+	return c.plain
+}
+
+func (c byScheme) GetAuth(ctx context.Context, addr string) (authsync.Applied, error) {
+	return c.pick(addr).GetAuth(ctx, addr)
+}
+
+func (c byScheme) PutAuth(ctx context.Context, addr string, bundle []byte) (authsync.Applied, error) {
+	return c.pick(addr).PutAuth(ctx, addr, bundle)
 }
 
 func (r *loopbackResolver) set(ns, pod, addr string) {
@@ -508,7 +556,15 @@ type brokerProc struct {
 	MQTTAddr, AdminAddr string
 	Token               string
 	cmd                 *exec.Cmd
+	scheme              string // of the admin API: http or https
 }
+
+// harnessHTTP is the test harness's own client for health checks and
+// reads of a broker's admin API. Like a kubelet's probe it does not verify
+// the certificate: verifying is the operator's job, under test.
+var harnessHTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // see above
+}}
 
 // freeAddr returns a 127.0.0.1 address with a port free right now.
 func freeAddr(t testing.TB) string {
@@ -545,6 +601,13 @@ func (l *lockedBuffer) String() string {
 // from the API server, written to files the broker reads (and watches).
 func startBroker(t testing.TB, ns, broker string) *brokerProc {
 	t.Helper()
+	return startBrokerTLS(t, ns, broker, nil, nil)
+}
+
+// startBrokerTLS is startBroker with the admin API over TLS with cert and
+// key (PEM) when they are given.
+func startBrokerTLS(t testing.TB, ns, broker string, cert, key []byte) *brokerProc {
+	t.Helper()
 	bin := brokerBinary(t)
 	var admin, auth corev1.Secret
 	eventually(t, waitTimeout, "admin and auth Secrets of "+broker, func() (bool, string) {
@@ -561,15 +624,29 @@ func startBroker(t testing.TB, ns, broker string) *brokerProc {
 	if err := os.WriteFile(authFile, auth.Data[resource.AuthFile], 0o600); err != nil {
 		t.Fatal(err)
 	}
+	var tlsArgs []string
+	if cert != nil {
+		certFile, keyFile := filepath.Join(dir, "admin-tls.crt"), filepath.Join(dir, "admin-tls.key")
+		if err := os.WriteFile(certFile, cert, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tlsArgs = []string{"--admin-tls-cert", certFile, "--admin-tls-key", keyFile}
+	}
 
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken before the broker binds it
-		p := &brokerProc{MQTTAddr: freeAddr(t), AdminAddr: freeAddr(t), Token: string(admin.Data[resource.AdminTokenKey])}
+		p := &brokerProc{MQTTAddr: freeAddr(t), AdminAddr: freeAddr(t), Token: string(admin.Data[resource.AdminTokenKey]), scheme: "http"}
+		if cert != nil {
+			p.scheme = "https"
+		}
 		out := &lockedBuffer{}
-		cmd := exec.Command(bin,
+		cmd := exec.Command(bin, append([]string{
 			"--mqtt-addr", p.MQTTAddr, "--admin-addr", p.AdminAddr,
 			"--admin-token-file", tokenFile, "--auth-file", authFile,
-			"--data-dir", filepath.Join(dir, "data"), "--log-format", "text", "--log-level", "info")
+			"--data-dir", filepath.Join(dir, "data"), "--log-format", "text", "--log-level", "info"}, tlsArgs...)...)
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start %s: %v", bin, err)
@@ -609,7 +686,7 @@ func waitHealthy(p *brokerProc, exited <-chan error) error {
 			return fmt.Errorf("fleetmq-broker exited: %w", err)
 		default:
 		}
-		resp, err := http.Get("http://" + p.AdminAddr + "/healthz")
+		resp, err := harnessHTTP.Get(p.scheme + "://" + p.AdminAddr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -623,12 +700,12 @@ func waitHealthy(p *brokerProc, exited <-chan error) error {
 
 // adminGet GETs path from the broker's admin API with its token.
 func (p *brokerProc) adminGet(path string) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodGet, "http://"+p.AdminAddr+path, nil)
+	req, err := http.NewRequest(http.MethodGet, p.scheme+"://"+p.AdminAddr+path, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+p.Token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := harnessHTTP.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -688,6 +765,9 @@ func createReadyPod(t testing.TB, ns, broker, ip string, p *brokerProc) *corev1.
 		return err == nil, fmt.Sprint(err)
 	})
 	name := broker + "-0"
+	if p.scheme == "https" {
+		resolver.setTLS(p.AdminAddr)
+	}
 	resolver.set(ns, name, p.AdminAddr)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: sts.Spec.Template.Labels},

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -70,6 +71,12 @@ type BrokerSpec struct {
 	// +optional
 	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
 
+	// networkPolicy restricts who reaches the broker pods. Enabled by
+	// default: the admin port only from the operator's namespace (and
+	// adminFrom), the MQTT ports from everywhere (or clientFrom).
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+
 	// logLevel of the broker.
 	// +optional
 	// +kubebuilder:default=info
@@ -81,6 +88,7 @@ type BrokerSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.tls) || self.tls.port != self.mqtt.port",message="listeners.tls.port must differ from listeners.mqtt.port"
 // +kubebuilder:validation:XValidation:rule="!has(self.websocket) || self.websocket.port != self.mqtt.port",message="listeners.websocket.port must differ from listeners.mqtt.port"
 // +kubebuilder:validation:XValidation:rule="!has(self.tls) || !has(self.websocket) || self.tls.port != self.websocket.port",message="listeners.websocket.port must differ from listeners.tls.port"
+// +kubebuilder:validation:XValidation:rule="!has(self.mqtt) || !has(self.mqtt.enabled) || self.mqtt.enabled || has(self.tls) || has(self.websocket)",message="listeners.mqtt.enabled: false needs listeners.tls or listeners.websocket, or no client could connect"
 type Listeners struct {
 	// mqtt is the plain TCP listener.
 	// +optional
@@ -98,6 +106,13 @@ type Listeners struct {
 
 // MQTTListener is the plain MQTT listener.
 type MQTTListener struct {
+	// enabled serves plain MQTT. Turn it off for a TLS-only (e.g. mTLS)
+	// Broker, so passwords never cross the network in clear; then
+	// listeners.tls or listeners.websocket must be set.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+
 	// port clients connect to.
 	// +optional
 	// +kubebuilder:default=1883
@@ -372,6 +387,27 @@ type ServiceMonitorSpec struct {
 	// labels added to the ServiceMonitor (for a Prometheus selector).
 	// +optional
 	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// NetworkPolicySpec shapes the Broker's NetworkPolicy.
+type NetworkPolicySpec struct {
+	// enabled renders the NetworkPolicy.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// adminFrom are peers allowed to the admin port besides the operator's
+	// namespace, e.g. the namespace of the Prometheus that scrapes
+	// /metrics.
+	// +optional
+	// +listType=atomic
+	AdminFrom []networkingv1.NetworkPolicyPeer `json:"adminFrom,omitempty"`
+
+	// clientFrom are the peers allowed to the MQTT ports; empty allows
+	// every source.
+	// +optional
+	// +listType=atomic
+	ClientFrom []networkingv1.NetworkPolicyPeer `json:"clientFrom,omitempty"`
 }
 
 // BrokerStatus is the observed state of a Broker.

@@ -38,6 +38,10 @@ const (
 	ReasonAuthPending = "Pending"
 	// ReasonAuthPushFailed: pushing to a pod failed; retried with backoff.
 	ReasonAuthPushFailed = "PushFailed"
+	// ReasonAdminCertificateUntrusted: a pod's admin API presented a
+	// certificate that does not verify against the Broker's CA (not ours,
+	// wrong name, expired); nothing is sent to it.
+	ReasonAdminCertificateUntrusted = "AdminCertificateUntrusted"
 	// ReasonNoReadyPods: nothing to push to yet.
 	ReasonNoReadyPods = "NoReadyPods"
 )

@@ -27,8 +27,15 @@ const (
 	CredentialsPasswordKey = "password"
 	// CredentialsHostKey holds the DNS name of the Broker's client Service.
 	CredentialsHostKey = "host"
-	// CredentialsPortKey holds the plain MQTT listener's port, in decimal.
+	// CredentialsPortKey holds the plain MQTT listener's port, in decimal;
+	// absent when the plain listener is off.
 	CredentialsPortKey = "port"
+	// CredentialsTLSPortKey holds the MQTT-over-TLS port, in decimal, when
+	// the Broker has listeners.tls.
+	CredentialsTLSPortKey = "tlsPort"
+	// CredentialsWebSocketURLKey holds the ws:// URL of the WebSocket
+	// listener, when the Broker has listeners.websocket.
+	CredentialsWebSocketURLKey = "websocketURL"
 )
 
 // CredentialsSecretName is the name of the credentials Secret the

@@ -54,6 +54,8 @@ func run(args []string) error {
 	brokerImage := fs.String("broker-image", defaultBrokerImage+":"+version, "broker image for Brokers that do not set spec.image")
 	iterations := fs.Int("password-hash-iterations", authz.DefaultIterations, "PBKDF2-SHA512 iterations of password hashes in auth bundles")
 	pushTimeout := fs.Duration("push-timeout", 3*time.Second, "timeout of one auth push to one broker pod")
+	operatorNamespace := fs.String("operator-namespace", os.Getenv("POD_NAMESPACE"),
+		"the operator's namespace, admitted to brokers' admin port by their NetworkPolicy (default $POD_NAMESPACE; empty: no NetworkPolicy)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -97,6 +99,7 @@ func run(args []string) error {
 	ctx := ctrl.SetupSignalHandler()
 	if err := controllers.Setup(ctx, mgr, controllers.Config{
 		BrokerImage: *brokerImage, HashIterations: *iterations, PushTimeout: *pushTimeout,
+		OperatorNamespace: *operatorNamespace,
 	}); err != nil {
 		return err
 	}
@@ -106,6 +109,9 @@ func run(args []string) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	logger.Info("Starting operator", "version", version, "brokerImage", *brokerImage, "watchNamespaces", *watchNamespaces)
+	if *operatorNamespace == "" {
+		logger.Info("Operator namespace unknown (no POD_NAMESPACE or --operator-namespace): Brokers get no NetworkPolicy")
+	}
+	logger.Info("Starting operator", "version", version, "brokerImage", *brokerImage, "watchNamespaces", *watchNamespaces, "operatorNamespace", *operatorNamespace)
 	return mgr.Start(ctx)
 }

@@ -108,6 +108,9 @@ func (c *HTTPClient) do(ctx context.Context, method, addr string, body []byte) (
 		return Applied{}, fmt.Errorf("authsync: %s %s: no admin token", method, addr)
 	}
 	url := c.url(addr)
+	if c.Scheme == "https" && !strings.HasPrefix(url, "https://") {
+		return Applied{}, fmt.Errorf("authsync: %s %s: refusing plain HTTP with a TLS client", method, url)
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -128,7 +131,7 @@ func (c *HTTPClient) do(ctx context.Context, method, addr string, body []byte) (
 	resp, err := hc.Do(req)
 	if err != nil {
 		// *url.Error already names the method and URL.
-		return Applied{}, fmt.Errorf("authsync: %w", err)
+		return Applied{}, fmt.Errorf("authsync: %w", untrusted(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))

@@ -29,14 +29,20 @@ func BrokerConfig(b *v1alpha1.Broker) config.Config {
 	}
 	return config.Config{
 		Listeners: config.Listeners{
-			MQTT:      ":" + strconv.Itoa(int(mqttPort(b))),
-			Admin:     ":" + strconv.Itoa(AdminPort),
+			MQTT:         ":" + strconv.Itoa(int(mqttPort(b))),
+			MQTTDisabled: !mqttEnabled(b),
+			Admin:        ":" + strconv.Itoa(AdminPort),
+			AdminTLS: &config.TLSFiles{
+				CertFile: path.Join(AdminTLSDir, TLSCertKey),
+				KeyFile:  path.Join(AdminTLSDir, TLSKeyKey),
+			},
 			TLS:       tlsListener(b.Spec.Listeners.TLS),
 			WebSocket: webSocketListener(b.Spec.Listeners.WebSocket),
 		},
 		AllowAnonymous: b.Spec.AllowAnonymous,
 		AuthFile:       path.Join(AuthDir, AuthFile),
-		AdminTokenFile: path.Join(AdminDir, AdminTokenKey),
+		AdminTokenFile:   path.Join(AdminDir, AdminTokenKey),
+		MetricsTokenFile: path.Join(MetricsDir, MetricsTokenKey),
 		DataDir:        DataDir,
 		Limits:         brokerLimits(b.Spec.Limits),
 		// Refuse and Discard as the broker spells them.

@@ -42,11 +42,12 @@ func TestConfigMap(t *testing.T) {
 			name:   "defaults",
 			broker: newBroker(),
 			want: config.Config{
-				Listeners:      config.Listeners{MQTT: ":1883", Admin: ":8081"},
-				AuthFile:       "/etc/fleetmq/auth/bundle.json",
-				AdminTokenFile: "/etc/fleetmq/admin/token",
-				DataDir:        "/var/lib/fleetmq",
-				Log:            config.Log{Level: "info", Format: "json"},
+				Listeners:        config.Listeners{MQTT: ":1883", Admin: ":8081", AdminTLS: adminTLSFiles},
+				AuthFile:         "/etc/fleetmq/auth/bundle.json",
+				AdminTokenFile:   "/etc/fleetmq/admin/token",
+				MetricsTokenFile: "/etc/fleetmq/metrics/token",
+				DataDir:          "/var/lib/fleetmq",
+				Log:              config.Log{Level: "info", Format: "json"},
 			},
 		},
 		{
@@ -83,14 +84,16 @@ func TestConfigMap(t *testing.T) {
 			}),
 			want: config.Config{
 				Listeners: config.Listeners{
-					MQTT: ":11883", Admin: ":8081",
+					AdminTLS: adminTLSFiles,
+					MQTT:     ":11883", Admin: ":8081",
 					TLS:       &config.TLSListener{Addr: ":8883", CertFile: "/etc/fleetmq/tls/tls.crt", KeyFile: "/etc/fleetmq/tls/tls.key"},
 					WebSocket: &config.WebSocketListener{Addr: ":8080", Path: "/mqtt"},
 				},
-				AllowAnonymous: true,
-				AuthFile:       "/etc/fleetmq/auth/bundle.json",
-				AdminTokenFile: "/etc/fleetmq/admin/token",
-				DataDir:        "/var/lib/fleetmq",
+				AllowAnonymous:   true,
+				AuthFile:         "/etc/fleetmq/auth/bundle.json",
+				AdminTokenFile:   "/etc/fleetmq/admin/token",
+				MetricsTokenFile: "/etc/fleetmq/metrics/token",
+				DataDir:          "/var/lib/fleetmq",
 				Limits: broker.Limits{
 					MaxConnections:    500,
 					MaxPacketSize:     65536,
@@ -126,15 +129,17 @@ func TestConfigMap(t *testing.T) {
 			}),
 			want: config.Config{
 				Listeners: config.Listeners{
-					MQTT: ":1883", Admin: ":8081",
+					AdminTLS: adminTLSFiles,
+					MQTT:     ":1883", Admin: ":8081",
 					TLS: &config.TLSListener{Addr: ":18883", CertFile: "/etc/fleetmq/tls/tls.crt", KeyFile: "/etc/fleetmq/tls/tls.key",
 						CAFile: "/etc/fleetmq/tls/ca.crt", ClientAuth: "required", UseCommonNameAsUsername: true},
 					WebSocket: &config.WebSocketListener{Addr: ":9001", Path: "/ws"},
 				},
-				AuthFile:       "/etc/fleetmq/auth/bundle.json",
-				AdminTokenFile: "/etc/fleetmq/admin/token",
-				DataDir:        "/var/lib/fleetmq",
-				Log:            config.Log{Level: "info", Format: "json"},
+				AuthFile:         "/etc/fleetmq/auth/bundle.json",
+				AdminTokenFile:   "/etc/fleetmq/admin/token",
+				MetricsTokenFile: "/etc/fleetmq/metrics/token",
+				DataDir:          "/var/lib/fleetmq",
+				Log:              config.Log{Level: "info", Format: "json"},
 			},
 		},
 		{
@@ -144,14 +149,16 @@ func TestConfigMap(t *testing.T) {
 			}),
 			want: config.Config{
 				Listeners: config.Listeners{
-					MQTT: ":1883", Admin: ":8081",
+					AdminTLS: adminTLSFiles,
+					MQTT:     ":1883", Admin: ":8081",
 					TLS: &config.TLSListener{Addr: ":8883", CertFile: "/etc/fleetmq/tls/tls.crt", KeyFile: "/etc/fleetmq/tls/tls.key",
 						CAFile: "/etc/fleetmq/tls/ca.crt", ClientAuth: "optional"},
 				},
-				AuthFile:       "/etc/fleetmq/auth/bundle.json",
-				AdminTokenFile: "/etc/fleetmq/admin/token",
-				DataDir:        "/var/lib/fleetmq",
-				Log:            config.Log{Level: "info", Format: "json"},
+				AuthFile:         "/etc/fleetmq/auth/bundle.json",
+				AdminTokenFile:   "/etc/fleetmq/admin/token",
+				MetricsTokenFile: "/etc/fleetmq/metrics/token",
+				DataDir:          "/var/lib/fleetmq",
+				Log:              config.Log{Level: "info", Format: "json"},
 			},
 		},
 		{
@@ -161,13 +168,15 @@ func TestConfigMap(t *testing.T) {
 			}),
 			want: config.Config{
 				Listeners: config.Listeners{
-					MQTT: ":1883", Admin: ":8081",
+					AdminTLS: adminTLSFiles,
+					MQTT:     ":1883", Admin: ":8081",
 					TLS: &config.TLSListener{Addr: ":8883", CertFile: "/etc/fleetmq/tls/tls.crt", KeyFile: "/etc/fleetmq/tls/tls.key", ClientAuth: "none"},
 				},
-				AuthFile:       "/etc/fleetmq/auth/bundle.json",
-				AdminTokenFile: "/etc/fleetmq/admin/token",
-				DataDir:        "/var/lib/fleetmq",
-				Log:            config.Log{Level: "info", Format: "json"},
+				AuthFile:         "/etc/fleetmq/auth/bundle.json",
+				AdminTokenFile:   "/etc/fleetmq/admin/token",
+				MetricsTokenFile: "/etc/fleetmq/metrics/token",
+				DataDir:          "/var/lib/fleetmq",
+				Log:              config.Log{Level: "info", Format: "json"},
 			},
 		},
 	}
@@ -288,3 +297,6 @@ func TestConfigHashOfData(t *testing.T) {
 		})
 	}
 }
+
+// adminTLSFiles is where every broker finds its admin serving certificate.
+var adminTLSFiles = &config.TLSFiles{CertFile: "/etc/fleetmq/admin-tls/tls.crt", KeyFile: "/etc/fleetmq/admin-tls/tls.key"}

@@ -112,10 +112,16 @@ func TestServiceMonitor(t *testing.T) {
 				t.Fatalf("endpoints = %v (%v), want one", eps, err)
 			}
 			want := map[string]any{
-				"port": "admin", "path": "/metrics", "scheme": "http", "interval": tt.wantInterval,
+				"port": "admin", "path": "/metrics", "scheme": "https", "interval": tt.wantInterval,
+				// The read-only token and the CA, both from the metrics
+				// Secret: never the admin token.
 				"authorization": map[string]any{
 					"type":        "Bearer",
-					"credentials": map[string]any{"name": "acme-admin", "key": "token"},
+					"credentials": map[string]any{"name": "acme-metrics", "key": "token"},
+				},
+				"tlsConfig": map[string]any{
+					"ca":         map[string]any{"secret": map[string]any{"name": "acme-metrics", "key": "ca.crt"}},
+					"serverName": "acme-headless.tenant-a.svc",
 				},
 			}
 			if !reflect.DeepEqual(eps[0], want) {

@@ -74,11 +74,26 @@ func UserCredentialsSecret(u *v1alpha1.User, b *v1alpha1.Broker, username, passw
 			},
 		},
 		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{
+		Data: listenerKeys(b, map[string][]byte{
 			v1alpha1.CredentialsUsernameKey: []byte(username),
 			v1alpha1.CredentialsPasswordKey: []byte(password),
 			v1alpha1.CredentialsHostKey:     []byte(serviceHost(b)),
-			v1alpha1.CredentialsPortKey:     []byte(strconv.Itoa(int(mqttPort(b)))),
-		},
+		}),
 	}
+}
+
+// listenerKeys adds the listeners in use to credentials data: port (plain
+// MQTT, absent when it is off), tlsPort and websocketURL.
+func listenerKeys(b *v1alpha1.Broker, data map[string][]byte) map[string][]byte {
+	for _, l := range listeners(b) {
+		switch l.name {
+		case PortMQTT:
+			data[v1alpha1.CredentialsPortKey] = []byte(strconv.Itoa(int(l.port)))
+		case PortMQTTS:
+			data[v1alpha1.CredentialsTLSPortKey] = []byte(strconv.Itoa(int(l.port)))
+		case PortWebSocket:
+			data[v1alpha1.CredentialsWebSocketURLKey] = []byte(l.url(serviceHost(b)))
+		}
+	}
+	return data
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	v1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
 )
@@ -52,9 +53,19 @@ func TestUserCredentialsSecret(t *testing.T) {
 		want   map[string]string
 	}{
 		{
-			name:   "default port",
+			name:   "default port, TLS listener",
 			broker: newBroker(withTLS),
-			want:   map[string]string{"username": "dev-7", "password": "pw", "host": "acme.tenant-a.svc", "port": "1883"},
+			want:   map[string]string{"username": "dev-7", "password": "pw", "host": "acme.tenant-a.svc", "port": "1883", "tlsPort": "8883"},
+		},
+		{
+			name: "plain listener off: no port, the others advertised",
+			broker: newBroker(withTLS, func(b *v1alpha1.Broker) {
+				b.Spec.Listeners.MQTT.Enabled = ptr.To(false)
+				b.Spec.Listeners.TLS.Port = 18883
+				b.Spec.Listeners.WebSocket = &v1alpha1.WebSocketListener{Port: 9001, Path: "/ws"}
+			}),
+			want: map[string]string{"username": "dev-7", "password": "pw", "host": "acme.tenant-a.svc",
+				"tlsPort": "18883", "websocketURL": "ws://acme.tenant-a.svc:9001/ws"},
 		},
 		{
 			name:   "custom port",

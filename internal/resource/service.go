@@ -19,6 +19,13 @@ func mqttPort(b *v1alpha1.Broker) int32 {
 	return DefaultMQTTPort
 }
 
+// mqttEnabled: the plain listener is on unless listeners.mqtt.enabled is
+// false.
+func mqttEnabled(b *v1alpha1.Broker) bool {
+	e := b.Spec.Listeners.MQTT.Enabled
+	return e == nil || *e
+}
+
 func tlsPort(t *v1alpha1.TLSListener) int32 {
 	if t.Port != 0 {
 		return t.Port
@@ -49,8 +56,16 @@ type listener struct {
 	path   string // URL path (WebSocket only)
 }
 
+// url is the listener's URL at host.
+func (l listener) url(host string) string {
+	return l.scheme + "://" + net.JoinHostPort(host, strconv.Itoa(int(l.port))) + l.path
+}
+
 func listeners(b *v1alpha1.Broker) []listener {
-	ls := []listener{{name: PortMQTT, scheme: "mqtt", port: mqttPort(b)}}
+	ls := make([]listener, 0, 3)
+	if mqttEnabled(b) {
+		ls = append(ls, listener{name: PortMQTT, scheme: "mqtt", port: mqttPort(b)})
+	}
 	if t := b.Spec.Listeners.TLS; t != nil {
 		ls = append(ls, listener{name: PortMQTTS, scheme: "mqtts", port: tlsPort(t)})
 	}
@@ -145,11 +160,10 @@ func Endpoints(b *v1alpha1.Broker) []v1alpha1.Endpoint {
 	ls := listeners(b)
 	eps := make([]v1alpha1.Endpoint, 0, len(ls))
 	for _, l := range ls {
-		addr := net.JoinHostPort(host, strconv.Itoa(int(l.port)))
 		eps = append(eps, v1alpha1.Endpoint{
 			Name:    l.name,
-			Address: addr,
-			URL:     l.scheme + "://" + addr + l.path,
+			Address: net.JoinHostPort(host, strconv.Itoa(int(l.port))),
+			URL:     l.url(host),
 		})
 	}
 	return eps

@@ -20,7 +20,10 @@ var ServiceMonitorGVK = schema.GroupVersionKind{Group: "monitoring.coreos.com", 
 const DefaultScrapeInterval = "30s"
 
 // ServiceMonitor scrapes MetricsPath on the admin port of every broker pod
-// through the headless Service, with the admin bearer token. It is nil
+// through the headless Service, over HTTPS verified against the Broker's
+// CA by the headless Service's name, with the read-only metrics token: the
+// scraper never holds the admin token, and both come from the metrics
+// Secret, which holds no private key. It is nil
 // unless spec.monitoring.serviceMonitor.enabled. Its labels are the
 // operator's plus spec.monitoring.serviceMonitor.labels (for a Prometheus
 // serviceMonitorSelector); the operator's win.
@@ -42,14 +45,21 @@ func ServiceMonitor(b *v1alpha1.Broker) *unstructured.Unstructured {
 				map[string]any{
 					"port":     PortAdmin,
 					"path":     MetricsPath,
-					"scheme":   "http",
+					"scheme":   "https",
 					"interval": interval,
+					"tlsConfig": map[string]any{
+						"ca": map[string]any{"secret": map[string]any{
+							"name": MetricsSecretName(b),
+							"key":  TLSCAKey,
+						}},
+						"serverName": AdminServerName(b),
+					},
 					// authorization, not the deprecated bearerTokenSecret.
 					"authorization": map[string]any{
 						"type": "Bearer",
 						"credentials": map[string]any{
-							"name": AdminSecretName(b),
-							"key":  AdminTokenKey,
+							"name": MetricsSecretName(b),
+							"key":  MetricsTokenKey,
 						},
 					},
 				},

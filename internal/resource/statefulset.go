@@ -110,6 +110,8 @@ func brokerContainer(b *v1alpha1.Broker, o Options) corev1.Container {
 		{Name: VolumeConfig, MountPath: ConfigDir, ReadOnly: true},
 		{Name: VolumeAuth, MountPath: AuthDir, ReadOnly: true},
 		{Name: VolumeAdmin, MountPath: AdminDir, ReadOnly: true},
+		{Name: VolumeAdminTLS, MountPath: AdminTLSDir, ReadOnly: true},
+		{Name: VolumeMetrics, MountPath: MetricsDir, ReadOnly: true},
 	}
 	if b.Spec.Listeners.TLS != nil {
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeTLS, MountPath: TLSDir, ReadOnly: true})
@@ -153,8 +155,9 @@ func httpProbe(path string, periodSeconds, failureThreshold int32) *corev1.Probe
 		ProbeHandler: corev1.ProbeHandler{
 			HTTPGet: &corev1.HTTPGetAction{
 				Path:   path,
-				Port:   intstr.FromString(PortAdmin),
-				Scheme: corev1.URISchemeHTTP,
+				Port: intstr.FromString(PortAdmin),
+				// The kubelet does not verify the certificate; the operator does.
+				Scheme: corev1.URISchemeHTTPS,
 			},
 		},
 		PeriodSeconds:    periodSeconds,
@@ -180,6 +183,7 @@ func volumes(b *v1alpha1.Broker) []corev1.Volume {
 			Items:      []corev1.KeyToPath{{Key: AdminTokenKey, Path: AdminTokenKey}},
 		}}},
 	}
+	vs = append(vs, channelVolumes(b)...)
 	if t := b.Spec.Listeners.TLS; t != nil {
 		// The whole Secret: ca.crt is present only with client certificates,
 		// and a listed key that is missing would keep the pod from starting.
@@ -232,5 +236,20 @@ func podSecurityContext(b *v1alpha1.Broker) *corev1.PodSecurityContext {
 		FSGroup:             ptr.To(NonRootID),
 		FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
 		SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// channelVolumes mount the admin API's certificate and the metrics token;
+// only those keys: the CA key never reaches a pod.
+func channelVolumes(b *v1alpha1.Broker) []corev1.Volume {
+	return []corev1.Volume{
+		{Name: VolumeAdminTLS, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: AdminTLSSecretName(b),
+			Items:      []corev1.KeyToPath{{Key: TLSCertKey, Path: TLSCertKey}, {Key: TLSKeyKey, Path: TLSKeyKey}},
+		}}},
+		{Name: VolumeMetrics, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: MetricsSecretName(b),
+			Items:      []corev1.KeyToPath{{Key: MetricsTokenKey, Path: MetricsTokenKey}},
+		}}},
 	}
 }
