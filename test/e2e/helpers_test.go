@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -219,8 +221,9 @@ func newTenant(t testing.TB, ns string) *tenant {
 		t.Fatalf("admin Secret: %v", err)
 	}
 	tn.admin = &adminAPI{
-		addr:  net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(resource.AdminPort)),
-		token: string(admin.Data[resource.AdminTokenKey]),
+		addr:   net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(resource.AdminPort)),
+		token:  string(admin.Data[resource.AdminTokenKey]),
+		client: verifyingClient(t, ns, b.Name),
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -242,9 +245,27 @@ func tail(s string, n int) string {
 
 type adminAPI struct {
 	addr, token string
+	// client trusts the Broker's CA only and verifies the headless
+	// Service's name, as the operator does.
+	client *http.Client
 }
 
-var adminHTTP = &http.Client{Timeout: 5 * time.Second}
+// verifyingClient is an HTTPS client for broker's admin API that trusts
+// only the CA in its metrics Secret (what a scraper gets).
+func verifyingClient(t testing.TB, ns, broker string) *http.Client {
+	t.Helper()
+	var s corev1.Secret
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: broker + "-metrics"}, &s); err != nil {
+		t.Fatalf("metrics Secret: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(s.Data[resource.TLSCAKey]) {
+		t.Fatalf("metrics Secret %s: no CA certificate", s.Name)
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: pool, ServerName: broker + "-headless." + ns + ".svc", MinVersion: tls.VersionTLS12,
+	}}}
+}
 
 func (a *adminAPI) get(t testing.TB, path string) []byte {
 	t.Helper()
@@ -257,12 +278,12 @@ func (a *adminAPI) get(t testing.TB, path string) []byte {
 }
 
 func (a *adminAPI) tryGet(path string) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodGet, "http://"+a.addr+path, nil)
+	req, err := http.NewRequest(http.MethodGet, "https://"+a.addr+path, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := adminHTTP.Do(req)
+	resp, err := a.client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,8 @@ var (
 	pods *kubelet.Kubelet
 	// op is the operator, restartable.
 	op *operator
+	// brokerBin is the fleetmq-broker binary the pods run.
+	brokerBin string
 	// verbose: FLEETMQ_TEST_LOG is set.
 	verbose = os.Getenv("FLEETMQ_TEST_LOG") != ""
 )
@@ -96,6 +98,7 @@ func runSuite(m *testing.M) int {
 
 	// The broker builds while the API server starts.
 	bin := filepath.Join(tmp, "fleetmq-broker")
+	brokerBin = bin
 	var buildErr error
 	var building sync.WaitGroup
 	building.Go(func() {
@@ -187,6 +190,8 @@ func (o *operator) start() error {
 	err = controllers.Setup(ctx, mgr, controllers.Config{
 		BrokerImage:    "fleetmq-broker:e2e",
 		HashIterations: hashIterations,
+		// As cmd/operator learns it from POD_NAMESPACE.
+		OperatorNamespace: "fleetmq-system",
 	})
 	if err != nil {
 		cancel()

@@ -79,3 +79,7 @@ func (p *ipPool) close() {
 	}
 	p.held = nil
 }
+
+// ReserveIP hands a test a loopback IP of the pool, with ports free on it,
+// for a process of its own that must look like a pod (held until Stop).
+func (k *Kubelet) ReserveIP(ports ...int) (string, error) { return k.ips.get(ports) }

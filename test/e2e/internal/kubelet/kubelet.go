@@ -26,6 +26,7 @@ package kubelet
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -160,7 +161,10 @@ func Start(ctx context.Context, opts Options) (*Kubelet, error) {
 		opts: opts, c: c, cache: ca,
 		kick: make(chan struct{}, 1),
 		ips:  newIPPool(first),
-		http: &http.Client{Timeout: time.Second},
+		// Like a kubelet, HTTPS probes do not verify the certificate.
+		http: &http.Client{Timeout: time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // a probe, as the kubelet's
+		}},
 		done: make(chan struct{}),
 		pods: map[types.NamespacedName]*pod{},
 	}
@@ -693,7 +697,11 @@ func (k *Kubelet) startProcess(ctx context.Context, sts *appsv1.StatefulSet, p *
 	probeURL := ""
 	if rp := c.ReadinessProbe; rp != nil && rp.HTTPGet != nil {
 		port := namedPort(c, rp.HTTPGet.Port)
-		probeURL = "http://" + net.JoinHostPort(p.ip, strconv.Itoa(port)) + rp.HTTPGet.Path
+		scheme := strings.ToLower(string(rp.HTTPGet.Scheme))
+		if scheme == "" {
+			scheme = "http"
+		}
+		probeURL = scheme + "://" + net.JoinHostPort(p.ip, strconv.Itoa(port)) + rp.HTTPGet.Path
 	}
 	go k.probe(ctx, p, proc, probeURL)
 	return nil
