@@ -12,7 +12,7 @@
 --                AuthSynced), is not True for the current generation for a
 --                reason that needs a person: ReconcileFailed,
 --                BrokerNotFound, SecretNotFound, UsernameConflict, Invalid,
---                TLSSecretNotFound, PushFailed
+--                TLSSecretNotFound, PushFailed, AdminCertificateUntrusted
 --   Healthy      Ready is True for the current generation
 local failures = {
   ReconcileFailed = true,
@@ -22,6 +22,7 @@ local failures = {
   Invalid = true,
   TLSSecretNotFound = true,
   PushFailed = true,
+  AdminCertificateUntrusted = true,
 }
 
 local hs = {}

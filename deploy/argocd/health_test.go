@@ -41,7 +41,7 @@ var kinds = []string{"Broker", "User", "ACL"}
 // Ready is False. A new reason constant fails TestEveryReasonIsClassified
 // until it is added here (and, for a failure, to health.lua).
 var (
-	failureReasons   = []string{"ReconcileFailed", "BrokerNotFound", "SecretNotFound", "UsernameConflict", "Invalid", "TLSSecretNotFound", "PushFailed"}
+	failureReasons   = []string{"ReconcileFailed", "BrokerNotFound", "SecretNotFound", "UsernameConflict", "Invalid", "TLSSecretNotFound", "PushFailed", "AdminCertificateUntrusted"}
 	transientReasons = []string{"Pending", "PodsNotReady", "NoReadyPods"}
 	successReasons   = []string{"Reconciled", "PodsReady", "Synced"} // only with status True
 )
