@@ -1,9 +1,11 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -51,10 +53,10 @@ func (r *BrokerReconciler) reconcileChannel(ctx context.Context, b *mqttv1alpha1
 	m := res.Material
 	// The CA first: a serving certificate is never published before the
 	// CA that verifies it.
-	if err := apply(ctx, r.Client, r.Scheme, b, resource.CASecret(b, m.CACert, m.CAKey, m.OldCACert)); err != nil {
+	if err := r.applySecret(ctx, b, caSecret, resource.CASecret(b, m.CACert, m.CAKey, m.OldCACert)); err != nil {
 		return nil, err
 	}
-	if err := apply(ctx, r.Client, r.Scheme, b, resource.AdminTLSSecret(b, m.ServerCert, m.ServerKey, m.Trust())); err != nil {
+	if err := r.applySecret(ctx, b, tlsSecret, resource.AdminTLSSecret(b, m.ServerCert, m.ServerKey, m.Trust())); err != nil {
 		return nil, err
 	}
 	for _, c := range res.Changes {
@@ -69,7 +71,7 @@ func (r *BrokerReconciler) reconcileChannel(ctx context.Context, b *mqttv1alpha1
 	if token == "" {
 		token = randomToken(32)
 	}
-	if err := apply(ctx, r.Client, r.Scheme, b, resource.MetricsSecret(b, token, m.Trust())); err != nil {
+	if err := r.applySecret(ctx, b, metrics, resource.MetricsSecret(b, token, m.Trust())); err != nil {
 		return nil, err
 	}
 	return &channel{
@@ -86,6 +88,20 @@ func (r *BrokerReconciler) optionalSecret(ctx context.Context, ns, name string) 
 		return nil, fmt.Errorf("get Secret %s: %w", name, err)
 	}
 	return &s, nil
+}
+
+// applySecret applies want unless cur, as read, already is it: the steady
+// state costs no API write.
+func (r *BrokerReconciler) applySecret(ctx context.Context, b *mqttv1alpha1.Broker, cur, want *corev1.Secret) error {
+	same := cur.ResourceVersion != "" && cur.Type == want.Type && metav1.IsControlledBy(cur, b) &&
+		maps.EqualFunc(cur.Data, want.Data, bytes.Equal)
+	for k, v := range want.Labels {
+		same = same && cur.Labels[k] == v
+	}
+	if same {
+		return nil
+	}
+	return apply(ctx, r.Client, r.Scheme, b, want)
 }
 
 // reconcileNetworkPolicy applies the Broker's NetworkPolicy, or deletes
