@@ -1,0 +1,76 @@
+package authsync
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetmq/fleetmq/internal/pki"
+)
+
+// tlsBroker serves GET /v1/auth over TLS with a certificate for names from
+// a CA of its own, and returns its address and that CA's trust bundle.
+func tlsBroker(t *testing.T, names ...string) (addr string, trust []byte) {
+	t.Helper()
+	res, err := pki.Ensure(pki.Material{}, "test CA", names, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(res.Material.ServerCert, res.Material.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, `{"revision": 7, "hash": "h"}`)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "https://"), res.Material.Trust()
+}
+
+func TestTLSClients(t *testing.T) {
+	const name = "acme-headless.tenant.svc"
+	addr, trust := tlsBroker(t, name)
+	_, otherTrust := tlsBroker(t, name)
+	var clients TLSClients
+	ctx := context.Background()
+
+	// Dialing an IP, verifying the Service name against the Broker's CA.
+	got, err := clients.Client("tok", &TLS{ServerName: name, RootsPEM: trust}).GetAuth(ctx, addr)
+	if err != nil || got.Revision != 7 {
+		t.Fatalf("GetAuth with the Broker's CA: %+v, %v", got, err)
+	}
+	if a, b := clients.Client("tok", &TLS{ServerName: name, RootsPEM: trust}).(*HTTPClient).HTTP,
+		clients.Client("other", &TLS{ServerName: name, RootsPEM: trust}).(*HTTPClient).HTTP; a != b {
+		t.Error("a new transport per call: connections are not reused")
+	}
+
+	for _, tc := range []struct {
+		what string
+		tls  *TLS
+		addr string
+		want string
+	}{
+		{"another CA", &TLS{ServerName: name, RootsPEM: otherTrust}, addr, "certificate signed by unknown authority"},
+		{"another name", &TLS{ServerName: "other-headless.tenant.svc", RootsPEM: trust}, addr, "other-headless.tenant.svc"},
+		{"no TLS settings", nil, addr, "refusing plain HTTP"},
+		{"a plain URL", &TLS{ServerName: name, RootsPEM: trust}, "http://" + addr, "refusing plain HTTP"},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			_, err := clients.Client("tok", tc.tls).GetAuth(ctx, tc.addr)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("GetAuth: %v, want an error with %q", err, tc.want)
+			}
+			if untrusted := errors.Is(err, ErrUntrusted); untrusted != (tc.tls != nil && !strings.HasPrefix(tc.addr, "http://")) {
+				t.Errorf("errors.Is(err, ErrUntrusted) = %v for %v", untrusted, err)
+			}
+		})
+	}
+}
