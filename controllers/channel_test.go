@@ -373,4 +373,15 @@ func installServiceMonitorCRD(t *testing.T) {
 	if err := k8s.Create(ctx, crd); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("install ServiceMonitor CRD: %v", err)
 	}
+	eventually(t, waitTimeout, "ServiceMonitor CRD established", func() (bool, string) {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(crd), crd); err != nil {
+			return false, err.Error()
+		}
+		for _, c := range crd.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", crd.Status.Conditions)
+	})
 }
