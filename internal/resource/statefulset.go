@@ -154,7 +154,7 @@ func httpProbe(path string, periodSeconds, failureThreshold int32) *corev1.Probe
 	return &corev1.Probe{
 		ProbeHandler: corev1.ProbeHandler{
 			HTTPGet: &corev1.HTTPGetAction{
-				Path:   path,
+				Path: path,
 				Port: intstr.FromString(PortAdmin),
 				// The kubelet does not verify the certificate; the operator does.
 				Scheme: corev1.URISchemeHTTPS,
