@@ -39,6 +39,11 @@ type client struct {
 	// lastRead is when the last burst ended; the keepalive deadline counts
 	// from it.
 	lastRead time.Time
+	// usage is what the client's user uses of the broker, counted at
+	// attach (nil: no username); rateRefusals is how many PUBLISHes in a
+	// row its publish rate refused (userlimits.go).
+	usage        *userUsage
+	rateRefusals int
 
 	// Poller state (Linux, plain TCP): fd is the socket; kaTimer wakes a
 	// parked connection when its keepalive runs out; deadline is the read

@@ -309,6 +309,7 @@ func (c *client) finish(err error) {
 	}
 	if c.st != nil {
 		s.detach(c)
+		s.releaseUser(c)
 		s.stats.ClientsConnected.Add(-1)
 	} else {
 		s.stats.Unauthenticated.Add(-1)

@@ -143,6 +143,8 @@ func (c *client) handleConnect(flags byte, body []byte) error {
 			code = codeFor(cp.Version, packets.ConnRefusedBadUsernamePass, packets.BadUserNameOrPassword)
 		case authz.AuthNotAuthorized:
 			code = codeFor(cp.Version, packets.ConnRefusedNotAuthorized, packets.NotAuthorized)
+		case authz.AuthQuotaExceeded:
+			code = codeFor(cp.Version, packets.ConnRefusedServerUnavailable, packets.QuotaExceeded)
 		}
 		c.refuse(cp.Version, code)
 		return errRefused
@@ -209,6 +211,14 @@ func (s *Server) attach(c *client, cleanStart bool, expiry uint32, a Authorizer,
 				<-old.done
 				continue
 			}
+		}
+		if !s.admitUserLocked(c, p) {
+			// The user's maxConnections: counted after any takeover above
+			// let go, so only a connection that adds one is refused.
+			s.mu.Unlock()
+			s.stats.ConnectionQuotaExceeded.Add(1)
+			s.log.Info("Connection refused: the user's connection limit is reached", "client", c.id, "remote", c.remote, "username", p.Username())
+			return nil, false, authz.AuthQuotaExceeded
 		}
 		var will *outbox.Message
 		if st != nil && cleanStart {

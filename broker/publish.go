@@ -51,6 +51,13 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 		return c.refusePublish(p, packets.NotAuthorized, "not authorized to publish to this topic")
 	}
 
+	now := time.Now()
+	if u := c.usage; u != nil && u.rate.limited.Load() {
+		if refused, err := c.overRate(p, now); refused {
+			return err
+		}
+	}
+
 	persisted := false
 	if p.QoS == 2 {
 		st := c.st
@@ -80,7 +87,7 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 	}
 
 	r := &c.scratch.rt
-	*r = routed{topic: topicName, origin: c.st, now: time.Now()}
+	*r = routed{topic: topicName, origin: c.st, now: now}
 	r.pub = packets.Publish{QoS: p.QoS, Retain: p.Retain, Topic: topicName, Payload: p.Payload}
 	r.pub.Props = p.Props
 	r.pub.Props.TopicAlias, r.pub.Props.HasTopicAlias = 0, false

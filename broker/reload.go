@@ -25,6 +25,7 @@ func (s *Server) SetAuthorizer(a Authorizer) (revoked int) {
 			revoked++
 		}
 	}
+	s.refreshUserLimits(states)
 	return revoked
 }
 

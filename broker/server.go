@@ -56,13 +56,15 @@ type Server struct {
 	// (authguard.go).
 	guard authGuard
 
-	// mu guards sessions, clients, listeners and closing. It is taken on
-	// connect, disconnect and reload, never on the publish path.
+	// mu guards sessions, clients, listeners, closing, users and each
+	// user's conns. It is taken on connect, disconnect and reload, never
+	// on the publish path.
 	mu        sync.Mutex
 	sessions  map[string]*clientState
 	clients   map[*client]struct{}
 	listeners map[net.Listener]struct{}
 	closing   bool
+	users     map[string]*userUsage // per-user limits (userlimits.go)
 
 	poller     *poller // nil: a reader goroutine per connection
 	pollerOnce sync.Once

@@ -50,6 +50,11 @@ type Stats struct {
 	// refused by Limits.MaxSubscriptionsPerClient and the retained limits.
 	SubscriptionQuotaExceeded atomic.Int64
 	RetainedQuotaExceeded     atomic.Int64
+	// ConnectionQuotaExceeded and PublishRateExceeded count CONNECTs and
+	// PUBLISHes refused by a user's maxConnections and publishRate
+	// (userlimits.go).
+	ConnectionQuotaExceeded atomic.Int64
+	PublishRateExceeded     atomic.Int64
 	// WillsRevoked, WillsReservedTopic and WillsDenied count wills
 	// discarded: their session was revoked by a reload, their topic is a
 	// $-topic, or their publisher may not publish there.
@@ -98,6 +103,8 @@ type StatsSnapshot struct {
 	RetainedBytes             int64
 	SubscriptionQuotaExceeded int64
 	RetainedQuotaExceeded     int64
+	ConnectionQuotaExceeded   int64
+	PublishRateExceeded       int64
 	// WillsRevoked, WillsReservedTopic, WillsDenied: see Stats.
 	WillsRevoked        int64
 	WillsReservedTopic  int64
@@ -143,6 +150,8 @@ func (st *Stats) snapshot(s *Server) StatsSnapshot {
 		AuthThrottledUser:         st.AuthThrottledUser.Load(),
 		AuthBusy:                  st.AuthBusy.Load(),
 	}
+	out.ConnectionQuotaExceeded = st.ConnectionQuotaExceeded.Load()
+	out.PublishRateExceeded = st.PublishRateExceeded.Load()
 	out.TakeoverRefused = st.TakeoverRefused.Load()
 	out.TakeoverDiscarded = st.TakeoverDiscarded.Load()
 	for q := range 3 {

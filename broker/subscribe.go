@@ -22,6 +22,7 @@ func (c *client) handleSubscribe(flags byte, body []byte) error {
 		subID = sp.Props.SubscriptionIDs[0]
 	}
 	principal := c.st.getPrincipal()
+	maxSubs := s.maxSubscriptions(principal) // the user's limit replaces the broker's
 	codes := make([]packets.ReasonCode, len(sp.Subscriptions))
 	var replays []replay
 
@@ -41,7 +42,7 @@ func (c *client) handleSubscribe(flags byte, body []byte) error {
 			codes[i] = codeFor(c.version, packets.SubackFailure, packets.NotAuthorized)
 			continue
 		}
-		if _, replace := st.subs[req.Filter]; !replace && len(st.subs) >= s.lim.MaxSubscriptionsPerClient {
+		if _, replace := st.subs[req.Filter]; !replace && len(st.subs) >= maxSubs {
 			// Subscribing again to a filter replaces it [MQTT-3.8.4-3]: no
 			// new one, so never over the quota.
 			s.stats.SubscriptionQuotaExceeded.Add(1)

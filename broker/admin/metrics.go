@@ -98,7 +98,7 @@ var (
 var (
 	descRetainedBytes = prometheus.NewDesc("fleetmq_retained_bytes", "What retained messages weigh against the retained limits: topic, payload and properties.", nil, nil)
 	descWills         = prometheus.NewDesc("fleetmq_wills_discarded_total", "Wills discarded instead of published, by reason (revoked: a reload took the session's rights away; reserved_topic: a $-topic; denied: the publisher may not publish there).", []string{"reason"}, nil)
-	descQuota         = prometheus.NewDesc("fleetmq_quota_exceeded_total", "Requests refused by a quota, by quota (subscriptions, retained).", []string{"quota"}, nil)
+	descQuota         = prometheus.NewDesc("fleetmq_quota_exceeded_total", "Requests refused by a quota, by quota (subscriptions, retained; a user's connections, publish_rate).", []string{"quota"}, nil)
 	descAuthThrottled = prometheus.NewDesc("fleetmq_auth_throttled_total", "CONNECTs refused without a password check, by reason: source or username backing off after failures, busy (no hashing slot in time).", []string{"reason"}, nil)
 )
 
@@ -151,6 +151,8 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descRetainedBytes, float64(s.RetainedBytes))
 	counter(descQuota, s.SubscriptionQuotaExceeded, "subscriptions")
 	counter(descQuota, s.RetainedQuotaExceeded, "retained")
+	counter(descQuota, s.ConnectionQuotaExceeded, "connections")
+	counter(descQuota, s.PublishRateExceeded, "publish_rate")
 	counter(descWills, s.WillsRevoked, "revoked")
 	counter(descWills, s.WillsReservedTopic, "reserved_topic")
 	counter(descWills, s.WillsDenied, "denied")

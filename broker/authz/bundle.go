@@ -44,6 +44,9 @@ type User struct {
 	Groups []string `json:"groups,omitempty"`
 	// Disabled users are refused at CONNECT (not authorized).
 	Disabled bool `json:"disabled,omitempty"`
+	// Limits bound what the user may use of the broker (limits.go); nil:
+	// the broker-wide limits only.
+	Limits *UserLimits `json:"limits,omitempty"`
 }
 
 // Rule grants or denies actions on topics to subjects.
@@ -161,6 +164,7 @@ func (b *Bundle) validate(v *validator, hashes []pbkdf2Hash) {
 				v.addf("users[%d] %q: groups[%d] %q: %s", i, u.Username, k, g, msg)
 			}
 		}
+		validateLimits(v, i, &u)
 	}
 	for i := range b.Rules {
 		validateRule(v, i, &b.Rules[i])
@@ -260,7 +264,17 @@ func (b *Bundle) Hash() string {
 		e.str(u.Username)
 		e.str(u.PasswordHash)
 		e.strs(u.Groups)
-		e.bool(u.Disabled)
+		// Bit 1 of the disabled byte says limits follow, so a user
+		// without limits encodes as before they existed.
+		flags := byte(0)
+		if u.Disabled {
+			flags = 1
+		}
+		if u.Limits != nil {
+			flags |= 2
+		}
+		e.buf = append(e.buf, flags)
+		e.limits(u.Limits)
 		users[i] = [2]int{start, len(e.buf)}
 	}
 	rules := make([][2]int, len(b.Rules))

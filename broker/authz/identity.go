@@ -14,6 +14,7 @@ type Identity struct {
 	anonymous    bool
 	passwordHash string // the hash the password was verified against
 	certificate  bool   // admitted by AuthenticateVerified: no password
+	limits       *UserLimits
 	tries        []*node
 }
 

@@ -403,7 +403,7 @@ func (d *decoder) duplicate(key []byte, start int) error {
 // calling value once for each field of known; unknown and repeated fields
 // are errors naming the field.
 func (d *decoder) members(known map[string]field, value func(field) error) error {
-	var seen uint16
+	var seen uint32
 	for first := true; ; first = false {
 		key, start, ok, err := d.key(first)
 		if err != nil || !ok {

@@ -33,6 +33,12 @@ const (
 	fActions
 	fEffect
 	fClientIDs
+	fLimits
+	fMaxConnections
+	fMaxSubscriptionsPerClient
+	fPublishRate
+	fMessagesPerSecond
+	fBurst
 )
 
 var fieldNames = [...]string{
@@ -50,20 +56,27 @@ var fieldNames = [...]string{
 	fActions:        "actions",
 	fEffect:         "effect",
 	fClientIDs:      "clientIDs",
+
+	fLimits:                    "limits",
+	fMaxConnections:            "maxConnections",
+	fMaxSubscriptionsPerClient: "maxSubscriptionsPerClient",
+	fPublishRate:               "publishRate",
+	fMessagesPerSecond:         "messagesPerSecond",
+	fBurst:                     "burst",
 }
 
-// members (jsonlex.go) keeps the fields it has seen in a uint16: a 17th
+// members (jsonlex.go) keeps the fields it has seen in a uint32: a 33rd
 // field must widen it, and this stops compiling until it does.
-const _ = uint16(1 << (len(fieldNames) - 1))
+const _ = uint32(1 << (len(fieldNames) - 1))
 
-// maxDepth is the deepest path the schema has (rules[i].subjects.users[k]
-// is three levels; one spare).
-const maxDepth = 4
+// maxDepth is the deepest path the schema has
+// (users[i].limits.publishRate.burst is four levels; one spare).
+const maxDepth = 5
 
 // The fields of each object kind, by their exact (case-sensitive) names.
 var (
 	bundleFields  = map[string]field{"apiVersion": fAPIVersion, "revision": fRevision, "allowAnonymous": fAllowAnonymous, "users": fUsers, "rules": fRules}
-	userFields    = map[string]field{"username": fUsername, "passwordHash": fPasswordHash, "groups": fGroups, "disabled": fDisabled}
+	userFields    = map[string]field{"username": fUsername, "passwordHash": fPasswordHash, "groups": fGroups, "disabled": fDisabled, "limits": fLimits}
 	ruleFields    = map[string]field{"subjects": fSubjects, "topics": fTopics, "actions": fActions, "effect": fEffect}
 	subjectFields = map[string]field{"users": fUsers, "groups": fGroups, "clientIDs": fClientIDs}
 )
@@ -116,6 +129,8 @@ func (d *decoder) user(u *User) error {
 			u.Groups, err = d.strList()
 		case fDisabled:
 			u.Disabled, err = d.bool()
+		case fLimits:
+			u.Limits, err = d.userLimits()
 		}
 		return err
 	})

@@ -29,6 +29,11 @@ const (
 	// never returns it. MQTT 3.1.1 return code 3, MQTT 5 reason code 0x9F
 	// (connection rate exceeded).
 	AuthThrottled
+	// AuthQuotaExceeded: refused because the user has as many
+	// connections as its limits allow; the broker decides it, a Policy
+	// never returns it. MQTT 3.1.1 return code 3 (server unavailable),
+	// MQTT 5 reason code 0x97 (quota exceeded).
+	AuthQuotaExceeded
 )
 
 func (r AuthResult) String() string {
@@ -43,6 +48,8 @@ func (r AuthResult) String() string {
 		return "busy"
 	case AuthThrottled:
 		return "throttled"
+	case AuthQuotaExceeded:
+		return "quota exceeded"
 	}
 	return fmt.Sprintf("AuthResult(%d)", int(r))
 }
@@ -54,7 +61,7 @@ func (r AuthResult) V3ReturnCode() byte {
 		return 0
 	case AuthBadCredentials:
 		return 4
-	case AuthBusy, AuthThrottled:
+	case AuthBusy, AuthThrottled, AuthQuotaExceeded:
 		return 3
 	}
 	return 5
@@ -71,6 +78,8 @@ func (r AuthResult) V5ReasonCode() byte {
 		return 0x89
 	case AuthThrottled:
 		return 0x9F
+	case AuthQuotaExceeded:
+		return 0x97
 	}
 	return 0x87
 }
@@ -97,7 +106,8 @@ type compiledUser struct {
 	hash     pbkdf2Hash
 	groups   []string // deduplicated
 	disabled bool
-	trie     *node // rules naming this user; nil if none
+	limits   *UserLimits // nil: none
+	trie     *node       // rules naming this user; nil if none
 }
 
 type globTrie struct {
@@ -128,6 +138,7 @@ func Compile(b *Bundle) (*Policy, error) {
 			hashStr:  u.PasswordHash,
 			hash:     hashes[i],
 			disabled: u.Disabled,
+			limits:   cloneLimits(u.Limits),
 		}
 		for _, g := range u.Groups {
 			if !contains(cu.groups, g) {
@@ -329,6 +340,7 @@ func (p *Policy) bind(u *compiledUser, clientID string) *Identity {
 	if u != nil {
 		id.username = u.name
 		id.passwordHash = u.hashStr
+		id.limits = u.limits
 		if u.trie != nil {
 			id.tries = append(id.tries, u.trie)
 		}
