@@ -40,10 +40,10 @@ type client struct {
 	// from it.
 	lastRead time.Time
 	// usage is what the client's user uses of the broker, counted at
-	// attach (nil: no username); rateRefusals is how many PUBLISHes in a
-	// row its publish rate refused (userlimits.go).
-	usage        *userUsage
-	rateRefusals int
+	// attach (nil: no username); rateDebt is by how many its PUBLISHes
+	// refused for the user's rate outnumber those accepted (userlimits.go).
+	usage    *userUsage
+	rateDebt int
 
 	// Poller state (Linux, plain TCP): fd is the socket; kaTimer wakes a
 	// parked connection when its keepalive runs out; deadline is the read

@@ -195,9 +195,11 @@ func (s *Server) refreshUserLimits(states []*clientState) {
 // errOverRate ends the read loop of a client kicked for its publish rate.
 var errOverRate = errors.New("publish rate exceeded")
 
-// sustainedRefusals is how many PUBLISHes in a row a connection may have
-// refused for its user's rate (at least; the burst when larger) before it
-// is disconnected: a client that ignores the refusals is flooding.
+// sustainedRefusals is how far a connection's refusals for its user's
+// rate may outnumber its accepted PUBLISHes (c.rateDebt: +1 a refusal, -1
+// an accepted one, never below 0) before it is disconnected, or the burst
+// when larger. A client sending more than twice its rate, ignoring the
+// refusals, gets there; one that slows down when refused does not.
 const sustainedRefusals = 100
 
 // overRate decides a PUBLISH against its user's publish rate, for a
@@ -210,9 +212,9 @@ const sustainedRefusals = 100
 //     was refused, so the connection is closed without acknowledging it:
 //     the client still holds the message and sends it again after
 //     reconnecting, so nothing it was promised is lost;
-//   - a connection refused sustainedRefusals times in a row (or its burst,
-//     when larger) is disconnected: v5 DISCONNECT 0x96 Message rate too
-//     high.
+//   - a connection whose refusals outnumber its accepted messages by
+//     sustainedRefusals (or its burst, when larger) is disconnected: v5
+//     DISCONNECT 0x96 Message rate too high.
 //
 // Each refusal counts as fleetmq_quota_exceeded_total{quota="publish_rate"}.
 func (c *client) overRate(p *packets.Publish, now time.Time) (refused bool, err error) {
@@ -221,18 +223,18 @@ func (c *client) overRate(p *packets.Publish, now time.Time) (refused bool, err 
 		return false, nil // a resend of one taken already: answered as such
 	}
 	if u.rate.take(now) {
-		c.rateRefusals = 0
+		c.rateDebt = max(c.rateDebt-1, 0)
 		return false, nil
 	}
 	s := c.srv
 	s.stats.PublishRateExceeded.Add(1)
-	c.rateRefusals++
+	c.rateDebt++
 	u.rate.mu.Lock()
-	sustained := float64(c.rateRefusals) >= max(sustainedRefusals, u.rate.burst)
+	sustained := float64(c.rateDebt) >= max(sustainedRefusals, u.rate.burst)
 	u.rate.mu.Unlock()
 	if sustained || (c.version != packets.V5 && p.QoS > 0) {
 		s.stats.MessagesDropped.Add(1)
-		s.log.Info("Disconnecting client over its user's publish rate", "client", c.id, "remote", c.remote, "refusedInARow", c.rateRefusals)
+		s.log.Info("Disconnecting client over its user's publish rate", "client", c.id, "remote", c.remote, "refusedOverAccepted", c.rateDebt)
 		c.kick(packets.MessageRateTooHigh, "publish rate exceeded")
 		return true, errOverRate
 	}
