@@ -89,6 +89,61 @@ type UserSpec struct {
 	// keeping it declared.
 	// +optional
 	Disabled bool `json:"disabled,omitempty"`
+
+	// limits bound what the user may use of each broker pod, across all
+	// of its connections there; changes apply to connected clients
+	// without disconnecting them. Absent: only the Broker's limits apply.
+	// +optional
+	Limits *UserLimits `json:"limits,omitempty"`
+}
+
+// UserLimits bound what one User may use of a broker pod. Each limit is
+// counted per pod: a Broker with 3 replicas admits up to 3 × maxConnections
+// connections of the user in all.
+// +kubebuilder:validation:MinProperties=1
+type UserLimits struct {
+	// maxConnections is how many connections the user may have open at
+	// once. A CONNECT over it is refused (MQTT 5: CONNACK 0x97 Quota
+	// exceeded; 3.1.1: return code 3, server unavailable); a reconnect
+	// taking over one of the user's own sessions is not over it.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	MaxConnections *int32 `json:"maxConnections,omitempty"`
+	// maxSubscriptionsPerClient replaces the Broker's
+	// spec.limits.maxSubscriptionsPerClient for this user's sessions,
+	// lower or higher. Past it SUBACK refuses the filter (MQTT 5: 0x97;
+	// 3.1.1: 0x80).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	MaxSubscriptionsPerClient *int32 `json:"maxSubscriptionsPerClient,omitempty"`
+	// publishRate limits the PUBLISH packets the user's connections send,
+	// together.
+	// +optional
+	PublishRate *PublishRate `json:"publishRate,omitempty"`
+}
+
+// PublishRate is a token bucket: messagesPerSecond tokens a second, at
+// most burst saved up, one spent per PUBLISH. Over it, an MQTT 5 client
+// gets PUBACK/PUBREC 0x97 Quota exceeded and its QoS 0 messages are
+// dropped; a 3.1.1 client's QoS 0 messages are dropped and a QoS 1/2
+// message closes its connection unacknowledged (the client sends it again
+// after reconnecting). A connection whose refusals outnumber its accepted
+// messages by 100 (or burst, when larger) is disconnected (MQTT 5:
+// DISCONNECT 0x96 Message rate too high).
+type PublishRate struct {
+	// messagesPerSecond is the sustained rate.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	MessagesPerSecond int32 `json:"messagesPerSecond"`
+	// burst is how many messages may be sent at once after a quiet spell.
+	// Defaults to messagesPerSecond.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	Burst *int32 `json:"burst,omitempty"`
 }
 
 // UserStatus is the observed state of a User.

@@ -231,7 +231,8 @@ func compileUsers(in Input, prev *State, res *Result, hashPassword func([]byte) 
 			hash = h
 		}
 
-		au := authz.User{Username: username, PasswordHash: hash, Groups: cloneOrNil(u.Spec.Groups), Disabled: u.Spec.Disabled}
+		au := authz.User{Username: username, PasswordHash: hash, Groups: cloneOrNil(u.Spec.Groups), Disabled: u.Spec.Disabled,
+			Limits: bundleLimits(u.Spec.Limits)}
 		if err := (&authz.Bundle{APIVersion: authz.APIVersion, Users: []authz.User{au}}).Validate(); err != nil {
 			st.Reason = v1alpha1.ReasonInvalid
 			st.Message = trim("refused by the broker's validation: " + userProblems(username, err))
