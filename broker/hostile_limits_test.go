@@ -56,6 +56,19 @@ var versions = []struct {
 	v    packets.Version
 }{{"v5", packets.V5}, {"v311", packets.V311}}
 
+// startRated runs a broker where user "rated" may publish 1 message a
+// second (burst saved up) under rated/#, and user "watch", connected, is
+// subscribed there at qos.
+func startRated(t *testing.T, burst int64, qos byte) (*broker.Server, string, *mqtttest.Client) {
+	t.Helper()
+	b := limitedBundle(t, 1, map[string]*authz.UserLimits{"rated": rate(1, burst)}, "rated", "watch")
+	b.Rules = append(b.Rules, isoRule(authz.EffectAllow, []string{"watch"}, "rated/#"))
+	srv, addr := startLimited(t, broker.Options{}, b)
+	watch := mqtttest.MustConnect(t, addr, as(mqtttest.V5("watch"), "watch"))
+	watch.Sub("rated/#", qos)
+	return srv, addr, watch
+}
+
 // refilled is how many tokens a 1-a-second bucket can have gained since
 // start, plus one for the second it was in.
 func refilled(start time.Time) int {
@@ -168,11 +181,7 @@ func TestHostileUserSubscriptions(t *testing.T) {
 func TestHostileUserPublishRateV5(t *testing.T) {
 	t.Parallel()
 	const burst = 20
-	b := limitedBundle(t, 1, map[string]*authz.UserLimits{"rated": rate(1, burst)}, "rated", "watch")
-	b.Rules = append(b.Rules, isoRule(authz.EffectAllow, []string{"watch"}, "rated/#"))
-	srv, addr := startLimited(t, broker.Options{}, b)
-	watch := mqtttest.MustConnect(t, addr, as(mqtttest.V5("watch"), "watch"))
-	watch.Sub("rated/#", 1)
+	srv, addr, watch := startRated(t, burst, 1)
 
 	p1 := mqtttest.MustConnect(t, addr, as(mqtttest.V5("p1"), "rated"))
 	start := time.Now()
@@ -262,11 +271,7 @@ func TestHostileUserPublishRateV5(t *testing.T) {
 func TestHostileUserPublishRateV311(t *testing.T) {
 	t.Parallel()
 	const burst = 10
-	b := limitedBundle(t, 1, map[string]*authz.UserLimits{"rated": rate(1, burst)}, "rated", "watch")
-	b.Rules = append(b.Rules, isoRule(authz.EffectAllow, []string{"watch"}, "rated/#"))
-	srv, addr := startLimited(t, broker.Options{}, b)
-	watch := mqtttest.MustConnect(t, addr, as(mqtttest.V5("watch"), "watch"))
-	watch.Sub("rated/#", 0)
+	srv, addr, watch := startRated(t, burst, 0)
 
 	c := mqtttest.MustConnect(t, addr, as(mqtttest.V311("r3", true), "rated"))
 	start := time.Now()

@@ -100,29 +100,31 @@ func (b *rateBucket) refillLocked(now int64) {
 
 // take spends a token, reporting false when there is none.
 func (b *rateBucket) take(now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.rate == 0 {
+	return b.refilled(now, func() bool {
+		if b.tokens < 1 {
+			return false
+		}
+		b.tokens--
 		return true
-	}
-	b.refillLocked(now.UnixNano())
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	})
 }
 
 // full reports whether the bucket holds all it can (or limits nothing):
 // forgetting it then loses nothing.
 func (b *rateBucket) full(now time.Time) bool {
+	return b.refilled(now, func() bool { return b.tokens >= b.burst })
+}
+
+// refilled refills the bucket and answers f, under b.mu; a bucket without
+// a rate answers true.
+func (b *rateBucket) refilled(now time.Time, f func() bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.rate == 0 {
 		return true
 	}
 	b.refillLocked(now.UnixNano())
-	return b.tokens >= b.burst
+	return f()
 }
 
 // admitUserLocked counts a new connection of p's user, unless that would

@@ -160,20 +160,23 @@ func TestValidateCapsErrors(t *testing.T) {
 	}
 }
 
-func TestHash(t *testing.T) {
-	base := func() *Bundle {
-		return &Bundle{
-			APIVersion: APIVersion, Revision: 7, AllowAnonymous: false,
-			Users: []User{
-				{Username: "a", PasswordHash: "$7$1$AAAAAAAAAAA=$x", Groups: []string{"g1", "g2"}},
-				{Username: "b", PasswordHash: "$7$1$BBBBBBBBBBB=$y", Disabled: true},
-			},
-			Rules: []Rule{
-				{Subjects: Subjects{Users: []string{"a", "b"}, ClientIDs: []string{"x*", "y"}}, Topics: []string{"t/1", "t/2"}, Actions: []Action{ActionPublish, ActionSubscribe}, Effect: EffectAllow},
-				{Subjects: Subjects{Groups: []string{"g2", "g1"}}, Topics: []string{"u/#"}, Actions: []Action{ActionSubscribe}, Effect: EffectDeny},
-			},
-		}
+// hashFixture is a bundle with a bit of everything the hash covers.
+func hashFixture() *Bundle {
+	return &Bundle{
+		APIVersion: APIVersion, Revision: 7, AllowAnonymous: false,
+		Users: []User{
+			{Username: "a", PasswordHash: "$7$1$AAAAAAAAAAA=$x", Groups: []string{"g1", "g2"}},
+			{Username: "b", PasswordHash: "$7$1$BBBBBBBBBBB=$y", Disabled: true},
+		},
+		Rules: []Rule{
+			{Subjects: Subjects{Users: []string{"a", "b"}, ClientIDs: []string{"x*", "y"}}, Topics: []string{"t/1", "t/2"}, Actions: []Action{ActionPublish, ActionSubscribe}, Effect: EffectAllow},
+			{Subjects: Subjects{Groups: []string{"g2", "g1"}}, Topics: []string{"u/#"}, Actions: []Action{ActionSubscribe}, Effect: EffectDeny},
+		},
 	}
+}
+
+func TestHash(t *testing.T) {
+	base := hashFixture
 	want := base().Hash()
 	if !strings.HasPrefix(want, "sha256:") || len(want) != len("sha256:")+64 {
 		t.Fatalf("Hash: got %q, want sha256:<64 hex>", want)

@@ -94,47 +94,41 @@ var (
 
 // userLimits decodes a limits object; null is nil, as for encoding/json.
 func (d *decoder) userLimits() (*UserLimits, error) {
-	null, err := d.objectStart("a limits object")
-	if err != nil || null {
-		return nil, err
-	}
-	l := new(UserLimits)
-	err = d.members(limitsFields, func(f field) (err error) {
+	return optionalObject(d, "a limits object", limitsFields, func(l *UserLimits, f field) (err error) {
 		switch f {
 		case fMaxConnections:
 			l.MaxConnections, err = d.int64()
 		case fMaxSubscriptionsPerClient:
 			l.MaxSubscriptionsPerClient, err = d.int64()
 		case fPublishRate:
-			l.PublishRate, err = d.publishRate()
+			l.PublishRate, err = optionalObject(d, "a publishRate object", publishRateFields, d.publishRate)
 		}
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
 }
 
-func (d *decoder) publishRate() (*PublishRate, error) {
-	null, err := d.objectStart("a publishRate object")
+func (d *decoder) publishRate(r *PublishRate, f field) (err error) {
+	switch f {
+	case fMessagesPerSecond:
+		r.MessagesPerSecond, err = d.int64()
+	case fBurst:
+		r.Burst, err = d.int64()
+	}
+	return err
+}
+
+// optionalObject decodes an object of one kind into a new T, or nil for
+// null (a pointer field, as encoding/json leaves it).
+func optionalObject[T any](d *decoder, want string, known map[string]field, value func(*T, field) error) (*T, error) {
+	null, err := d.objectStart(want)
 	if err != nil || null {
 		return nil, err
 	}
-	r := new(PublishRate)
-	err = d.members(publishRateFields, func(f field) (err error) {
-		switch f {
-		case fMessagesPerSecond:
-			r.MessagesPerSecond, err = d.int64()
-		case fBurst:
-			r.Burst, err = d.int64()
-		}
-		return err
-	})
-	if err != nil {
+	v := new(T)
+	if err := d.members(known, func(f field) error { return value(v, f) }); err != nil {
 		return nil, err
 	}
-	return r, nil
+	return v, nil
 }
 
 // cloneLimits copies l, so a Policy does not keep the bundle (Compile's

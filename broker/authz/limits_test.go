@@ -116,22 +116,10 @@ func TestValidateLimits(t *testing.T) {
 
 // TestHashLimits: a bundle without limits hashes as it did before limits
 // existed (the golden value is what the previous code computed for
-// TestHash's base bundle), so upgrading the operator does not bump every
+// hashFixture), so upgrading the operator does not bump every
 // Broker's revision; every limit changes the hash.
 func TestHashLimits(t *testing.T) {
-	base := func() *Bundle {
-		return &Bundle{
-			APIVersion: APIVersion, Revision: 7,
-			Users: []User{
-				{Username: "a", PasswordHash: "$7$1$AAAAAAAAAAA=$x", Groups: []string{"g1", "g2"}},
-				{Username: "b", PasswordHash: "$7$1$BBBBBBBBBBB=$y", Disabled: true},
-			},
-			Rules: []Rule{
-				{Subjects: Subjects{Users: []string{"a", "b"}, ClientIDs: []string{"x*", "y"}}, Topics: []string{"t/1", "t/2"}, Actions: []Action{ActionPublish, ActionSubscribe}, Effect: EffectAllow},
-				{Subjects: Subjects{Groups: []string{"g2", "g1"}}, Topics: []string{"u/#"}, Actions: []Action{ActionSubscribe}, Effect: EffectDeny},
-			},
-		}
-	}
+	base := hashFixture // TestHash's
 	const golden = "sha256:f90fe634732e3685a415307db2ddc4a21ddcb48570d8fc71ff763f93f2bece10"
 	if got := base().Hash(); got != golden {
 		t.Fatalf("hash of a bundle without limits: got %s, want %s (as before limits existed)", got, golden)
