@@ -119,7 +119,11 @@ type UserLimits struct {
 	// +kubebuilder:validation:Maximum=1000000
 	MaxSubscriptionsPerClient *int32 `json:"maxSubscriptionsPerClient,omitempty"`
 	// publishRate limits the PUBLISH packets the user's connections send,
-	// together.
+	// together, as a token bucket. Over it MQTT 5 clients get PUBACK/PUBREC
+	// 0x97 and their QoS 0 messages are dropped; 3.1.1 QoS 0 messages are
+	// dropped and a QoS 1/2 one closes the connection unacknowledged (it is
+	// sent again after reconnecting). A client that keeps flooding is
+	// disconnected (MQTT 5: 0x96 Message rate too high).
 	// +optional
 	PublishRate *PublishRate `json:"publishRate,omitempty"`
 }
