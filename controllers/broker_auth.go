@@ -1,13 +1,13 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -59,21 +59,9 @@ func (r *BrokerReconciler) reconcileAuthBundle(ctx context.Context, b *mqttv1alp
 		}
 	}
 
-	var authSecret corev1.Secret
-	var prev *authsync.State
-	err = r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: resource.AuthSecretName(b)}, &authSecret)
-	switch {
-	case err == nil:
-		if data := authSecret.Data[resource.AuthStateKey]; len(data) > 0 {
-			if prev, err = authsync.ParseState(data); err != nil {
-				// Corrupt bookkeeping only costs re-hashing; start over
-				// above the revision the brokers may hold.
-				log.FromContext(ctx).Error(err, "Auth state unreadable; recompiling from scratch")
-				prev = &authsync.State{Revision: revisionOf(authSecret.Data[resource.AuthFile])}
-			}
-		}
-	case !apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("get auth Secret: %w", err)
+	stored, prev, err := r.loadAuthState(ctx, b)
+	if err != nil {
+		return nil, err
 	}
 
 	res, err := authsync.Compile(authsync.Input{
@@ -87,10 +75,7 @@ func (r *BrokerReconciler) reconcileAuthBundle(ctx context.Context, b *mqttv1alp
 	if err != nil {
 		return nil, fmt.Errorf("encode auth state: %w", err)
 	}
-	if bytes.Equal(authSecret.Data[resource.AuthFile], res.BundleJSON) && bytes.Equal(authSecret.Data[resource.AuthStateKey], state) {
-		return res, nil
-	}
-	if err := apply(ctx, r.Client, r.Scheme, b, resource.AuthSecret(b, res.BundleJSON, state)); err != nil {
+	if err := r.storeAuth(ctx, b, stored, res, state); err != nil {
 		return nil, err
 	}
 	if res.Changed {
@@ -163,7 +148,7 @@ func (r *BrokerReconciler) pushAuth(ctx context.Context, b *mqttv1alpha1.Broker,
 // content was pushed by an operator whose bookkeeping is lost; ahead is
 // then that revision, and the caller recompiles above it.
 func (r *BrokerReconciler) pushPod(ctx context.Context, ac authsync.Client, addr string, res *authsync.Result) (applied, ahead int64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, r.PushTimeout)
+	ctx, cancel := context.WithTimeout(ctx, pushTimeout(r.PushTimeout, len(res.BundleJSON)))
 	defer cancel()
 	desired, hash := res.Bundle.Revision, res.State.Hash
 	cur, err := ac.GetAuth(ctx, addr)
@@ -196,7 +181,16 @@ func (r *BrokerReconciler) rebase(ctx context.Context, b *mqttv1alpha1.Broker, r
 		return fmt.Errorf("encode auth state: %w", err)
 	}
 	log.FromContext(ctx).Info("Broker pod is ahead of the operator's auth state; recompiling above it", "podRevision", ahead)
-	return apply(ctx, r.Client, r.Scheme, b, resource.AuthSecret(b, res.BundleJSON, state))
+	// stored is left empty, so the write is never skipped as unchanged.
+	return r.storeAuth(ctx, b, &storedAuth{}, res, state)
+}
+
+// pushTimeout is base plus a second per MiB of bundle JSON: a broker
+// parses, validates and compiles the whole bundle before it answers, and
+// a 100,000-user bundle (~25 MB) takes seconds where a small one takes
+// milliseconds.
+func pushTimeout(base time.Duration, bundleBytes int) time.Duration {
+	return base + time.Duration(bundleBytes>>20)*time.Second
 }
 
 // podReady reports the pod's Ready condition: only a ready pod is pushed to.

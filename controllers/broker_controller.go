@@ -106,34 +106,33 @@ type brokerState struct {
 	channel  *channel
 }
 
+// reconcile runs auth delivery first and independently of the other
+// children: a child the cluster refuses (a LoadBalancer Service, a
+// ResourceQuota, a forbidden StatefulSet change) must not stop revocations
+// from reaching the pods that already run. Such an error still fails the
+// pass, so the Broker's Ready condition says what went wrong.
 func (r *BrokerReconciler) reconcile(ctx context.Context, b *mqttv1alpha1.Broker, st *brokerState) (ctrl.Result, error) {
 	token, err := r.reconcileAdminSecret(ctx, b)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	// The admin channel's CA and certificate: pushes need them.
 	if st.channel, err = r.reconcileChannel(ctx, b); err != nil {
-		return ctrl.Result{}, err
-	}
-	configHash, err := r.reconcileConfig(ctx, b)
-	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if st.auth, err = r.reconcileAuthBundle(ctx, b); err != nil {
 		return ctrl.Result{}, err
 	}
-	st.tlsErr = r.checkTLSSecret(ctx, b)
-	if err := r.reconcileWorkload(ctx, b, configHash, st); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.reconcileNetworkPolicy(ctx, b); err != nil {
-		return ctrl.Result{}, err
-	}
+	childErr := r.reconcileChildren(ctx, b, st)
 	r.pushAuth(ctx, b, token, st)
 	if st.pushErr != nil && pushFailureReason(st.pushErr) == mqttv1alpha1.ReasonAdminCertificateUntrusted {
 		r.event(b, corev1.EventTypeWarning, mqttv1alpha1.ReasonAdminCertificateUntrusted, "Auth bundle not sent: %v", st.pushErr)
 	}
 	if err := r.updateObjectStatuses(ctx, b, st); err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, errors.Join(childErr, err)
+	}
+	if childErr != nil {
+		return ctrl.Result{}, childErr
 	}
 	res := r.requeue(b, st)
 	// Look again when a certificate falls due.
@@ -141,6 +140,19 @@ func (r *BrokerReconciler) reconcile(ctx context.Context, b *mqttv1alpha1.Broker
 		res.RequeueAfter = d
 	}
 	return res, nil
+}
+
+// reconcileChildren applies everything but the auth and admin Secrets.
+func (r *BrokerReconciler) reconcileChildren(ctx context.Context, b *mqttv1alpha1.Broker, st *brokerState) error {
+	configHash, err := r.reconcileConfig(ctx, b)
+	if err != nil {
+		return err
+	}
+	st.tlsErr = r.checkTLSSecret(ctx, b)
+	if err := r.reconcileWorkload(ctx, b, configHash, st); err != nil {
+		return err
+	}
+	return r.reconcileNetworkPolicy(ctx, b)
 }
 
 // reconcileAdminSecret makes sure the admin token exists; it is generated

@@ -119,7 +119,7 @@ func patchCompiled[E any, T interface {
 	for i := range items {
 		obj := any(&items[i]).(T) // T is *E; Go converts no further through a union
 		os, ok := outcomes[obj.GetName()]
-		if !ok {
+		if !ok || (minApplied < 0 && stillInForce(obj, os)) {
 			continue
 		}
 		errs = append(errs, patchReadyStatus(ctx, c, obj, objectReady(os, minApplied), func(obj T) {
@@ -131,11 +131,25 @@ func patchCompiled[E any, T interface {
 	return errs
 }
 
-// appliedFor is the revision every ready pod applied, when it contains the
-// object; 0 otherwise.
+// stillInForce reports that obj's status already says Ready for exactly
+// the content os describes. While no pod is ready (a restart, a rollout of
+// one replica) such an object keeps its status: the pod that comes back
+// starts from the auth Secret, which holds it, and flipping every User to
+// Pending and back would cost two writes per object for nothing.
+func stillInForce(obj client.Object, os authsync.ObjectStatus) bool {
+	s, _ := statusOf(obj)
+	c := meta.FindStatusCondition(*s.conditions, mqttv1alpha1.ConditionReady)
+	return os.Included && c != nil && c.Status == metav1.ConditionTrue &&
+		c.ObservedGeneration == obj.GetGeneration() && *s.appliedRevision == os.IncludedRevision
+}
+
+// appliedFor is the first revision that contains the object as it is now,
+// once every ready pod applied it; 0 otherwise. It is not minApplied: that
+// moves with every unrelated edit, and writing it would patch every User
+// and ACL of the Broker on each revision.
 func appliedFor(os authsync.ObjectStatus, minApplied int64) int64 {
 	if os.Included && minApplied >= os.IncludedRevision {
-		return minApplied
+		return os.IncludedRevision
 	}
 	return 0
 }
@@ -153,11 +167,11 @@ func objectReady(os authsync.ObjectStatus, minApplied int64) metav1.Condition {
 		c.Message = fmt.Sprintf("in auth revision %d; no broker pod is ready to apply it", os.IncludedRevision)
 	case minApplied < os.IncludedRevision:
 		c.Reason = mqttv1alpha1.ReasonPending
-		c.Message = fmt.Sprintf("in auth revision %d; broker pods applied %d so far", os.IncludedRevision, minApplied)
+		c.Message = fmt.Sprintf("in auth revision %d; not yet applied by every ready broker pod", os.IncludedRevision)
 	default:
 		c.Status = metav1.ConditionTrue
 		c.Reason = mqttv1alpha1.ReasonSynced
-		c.Message = fmt.Sprintf("applied by every ready broker pod (revision %d)", minApplied)
+		c.Message = fmt.Sprintf("applied by every ready broker pod (in force since revision %d)", os.IncludedRevision)
 	}
 	return c
 }

@@ -455,27 +455,54 @@ func waitBroker(t testing.TB, ns, name, what string, check func(b *mqttv1alpha1.
 
 // ---- the auth bundle as the auth Secret holds it ----
 
-// authBundle parses bundle.json of the Broker's auth Secret; nil when the
-// Secret or key does not exist yet.
+// authBundle assembles the bundle the Broker's auth Secret's manifest
+// names from its shard Secrets; nil when the Secret or manifest does not
+// exist yet.
 func authBundle(t testing.TB, ns, broker string) *authz.Bundle {
 	t.Helper()
-	var s corev1.Secret
-	err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: broker + "-auth"}, &s)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatalf("get auth Secret: %v", err)
-	}
-	data := s.Data[resource.AuthFile]
-	if len(data) == 0 {
+	data, _ := authBundleJSON(t, ns, broker)
+	if data == nil {
 		return nil
 	}
 	b, err := authz.Parse(data)
 	if err != nil {
-		t.Fatalf("auth Secret %s-auth: %s does not parse: %v", broker, resource.AuthFile, err)
+		t.Fatalf("auth bundle of %s does not parse: %v", broker, err)
 	}
 	return b
+}
+
+// authBundleJSON is the bundle's JSON as authBundle reads it, with the
+// shards by file name; nil while there is none.
+func authBundleJSON(t testing.TB, ns, broker string) ([]byte, map[string][]byte) {
+	t.Helper()
+	var s corev1.Secret
+	err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: broker + "-auth"}, &s)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		t.Fatalf("get auth Secret: %v", err)
+	}
+	manifest := s.Data[resource.AuthManifestKey]
+	if len(manifest) == 0 {
+		return nil, nil
+	}
+	files := map[string][]byte{resource.AuthManifestKey: manifest}
+	data, _, err := authsync.Unshard(manifest, func(sh authz.Shard) ([]byte, error) {
+		var shard corev1.Secret
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: sh.Secret}, &shard); err != nil {
+			return nil, err
+		}
+		files[sh.File] = shard.Data[resource.AuthShardKey]
+		return shard.Data[resource.AuthShardKey], nil
+	})
+	if errors.Is(err, authz.ErrInconsistent) {
+		return nil, nil // mid-update: the caller polls again
+	}
+	if err != nil {
+		t.Fatalf("auth Secret %s-auth: %v", broker, err)
+	}
+	return data, files
 }
 
 func mustMarshal(t testing.TB, v any) []byte {
@@ -609,20 +636,27 @@ func startBroker(t testing.TB, ns, broker string) *brokerProc {
 func startBrokerTLS(t testing.TB, ns, broker string, cert, key []byte) *brokerProc {
 	t.Helper()
 	bin := brokerBinary(t)
-	var admin, auth corev1.Secret
+	var admin corev1.Secret
+	var files map[string][]byte
 	eventually(t, waitTimeout, "admin and auth Secrets of "+broker, func() (bool, string) {
-		e1 := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: broker + "-admin"}, &admin)
-		e2 := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: broker + "-auth"}, &auth)
-		return e1 == nil && e2 == nil, fmt.Sprintf("admin: %v, auth: %v", e1, e2)
+		err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: broker + "-admin"}, &admin)
+		_, files = authBundleJSON(t, ns, broker)
+		return err == nil && files != nil, fmt.Sprintf("admin: %v, auth shards: %d files", err, len(files))
 	})
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
-	authFile := filepath.Join(dir, resource.AuthFile)
+	authDir := filepath.Join(dir, "auth")
+	authFile := filepath.Join(authDir, resource.AuthManifestKey)
 	if err := os.WriteFile(tokenFile, admin.Data[resource.AdminTokenKey], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(authFile, auth.Data[resource.AuthFile], 0o600); err != nil {
+	if err := os.Mkdir(authDir, 0o700); err != nil {
 		t.Fatal(err)
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(authDir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var tlsArgs []string
 	if cert != nil {

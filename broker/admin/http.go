@@ -101,7 +101,7 @@ func (h *handler) getAuth(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (h *handler) putAuth(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes))
+	body, err := readBody(w, r, h.o.MaxBodyBytes)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {

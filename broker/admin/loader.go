@@ -93,11 +93,23 @@ func (l *Loader) Current() (Applied, bool) {
 // revision is newer than the one in force (or force is set). An equal
 // revision with equal content is a no-op that reports success.
 func (l *Loader) Apply(data []byte, source string, force bool) (Applied, error) {
+	return l.apply(data, nil, source, force)
+}
+
+// apply is Apply of a bundle that must be the one manifest m (nil: any)
+// describes.
+func (l *Loader) apply(data []byte, m *authz.Manifest, source string, force bool) (Applied, error) {
 	start := time.Now()
 	b, err := authz.Parse(data)
 	if err != nil {
 		l.metrics.reload("invalid")
 		return Applied{}, fmt.Errorf("%w: %w", ErrInvalidBundle, err)
+	}
+	if m != nil {
+		if err := m.Check(b); err != nil {
+			l.metrics.reload("inconsistent")
+			return Applied{}, err
+		}
 	}
 	policy, err := authz.Compile(b)
 	if err != nil {
@@ -148,31 +160,64 @@ func (l *Loader) Apply(data []byte, source string, force bool) (Applied, error) 
 	return applied, nil
 }
 
-// LoadFile applies the bundle at path once (at start-up).
+// LoadFile applies the bundle at path once (at start-up). path holds a
+// bundle, or a manifest (authz.Manifest) whose shards are files in the
+// same directory. Shards that do not match the manifest yet (the kubelet
+// updates the Secrets of a projected volume one by one) are an error
+// matching authz.ErrInconsistent: the caller stays unready and lets
+// WatchFile load the bundle once it is whole.
 func (l *Loader) LoadFile(path string) (Applied, error) {
 	l.fileMu.Lock()
 	defer l.fileMu.Unlock()
-	data, err := os.ReadFile(path)
+	data, sum, m, err := readAuthFile(path)
 	if err != nil {
-		return Applied{}, fmt.Errorf("auth file: %w", err)
+		return Applied{}, fmt.Errorf("auth file %s: %w", path, err)
 	}
-	l.fileSum = sha256.Sum256(data)
-	a, err := l.Apply(data, "file", false)
+	a, err := l.apply(data, m, "file", false)
 	if err != nil {
 		return a, fmt.Errorf("auth file %s: %w", path, err)
 	}
+	l.fileSum = sum
 	return a, nil
 }
 
+// readAuthFile reads the bundle at path, assembling it from its shards
+// when path holds a manifest. sum is the SHA-256 of path's own bytes: a
+// manifest names its shards' hashes, so equal sums mean equal bundles.
+func readAuthFile(path string) (data []byte, sum [sha256.Size]byte, m *authz.Manifest, err error) {
+	data, err = os.ReadFile(path)
+	if err != nil {
+		return nil, sum, nil, err
+	}
+	sum = sha256.Sum256(data)
+	if !authz.IsManifest(data) {
+		return data, sum, nil, nil
+	}
+	if m, err = authz.ParseManifest(data); err != nil {
+		return nil, sum, nil, err
+	}
+	dir := filepath.Dir(path)
+	data, err = m.Assemble(func(file string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, file)) })
+	if err != nil {
+		return nil, sum, nil, err
+	}
+	return data, sum, m, nil
+}
+
+// fileRecheck is how often WatchFile looks at the auth file without an
+// event: a sharded bundle found mid-update is retried at the latest then.
+const fileRecheck = 10 * time.Second
+
 // WatchFile reloads path whenever its content changes until ctx ends. It
 // watches the directory, not the file, so Kubernetes' atomic swap of the
-// `..data` symlink in a mounted Secret is seen; on any event there it reads
-// the file and goes no further when the bytes are those it last read, so
-// other files in the directory, or the same bundle written again, cost no
-// parse, log line or reload count. A bundle that fails to apply is logged
-// once and the one in force stays.
+// `..data` symlink in a mounted Secret is seen; on any event there (and
+// every fileRecheck) it reads the file and goes no further when the bytes
+// are those it last applied, so other files in the directory, or the same
+// bundle written again, cost no parse, log line or reload count. A bundle
+// that fails to apply is logged once and the one in force stays; a
+// sharded one found inconsistent is retried until it is whole.
 func (l *Loader) WatchFile(ctx context.Context, path string) error {
-	err := dirwatch.Watch(ctx, []string{filepath.Dir(path)}, 0, l.log, "Auth file", func() { l.reloadFile(path) })
+	err := dirwatch.Watch(ctx, []string{filepath.Dir(path)}, fileRecheck, l.log, "Auth file", func() { l.reloadFile(path) })
 	if err != nil {
 		return fmt.Errorf("watch auth file: %w", err)
 	}
@@ -186,20 +231,26 @@ func (l *Loader) reloadFile(path string) {
 	if l.fileChecked != nil {
 		defer func() { l.fileChecked(changed) }()
 	}
-	data, err := os.ReadFile(path)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			l.log.Error("Auth file unreadable; keeping the bundle in force", "path", path, "err", err)
 		}
 		return
 	}
-	sum := sha256.Sum256(data)
-	if sum == l.fileSum {
+	if sha256.Sum256(raw) == l.fileSum {
 		return
 	}
-	l.fileSum, changed = sum, true
-	_, err = l.Apply(data, "file", false)
+	changed = true
+	data, sum, m, err := readAuthFile(path)
+	if err == nil {
+		_, err = l.apply(data, m, "file", false)
+	}
 	switch {
+	case errors.Is(err, authz.ErrInconsistent):
+		// fileSum stays, so the next look tries again.
+		l.log.Info("Auth shards mid-update; keeping the bundle in force and retrying", "path", path, "err", err)
+		return
 	case err == nil:
 	case errors.Is(err, ErrStaleRevision):
 		// The API pushed a newer revision than the Secret holds yet.
@@ -207,4 +258,5 @@ func (l *Loader) reloadFile(path string) {
 	default:
 		l.log.Error("Auth file refused; keeping the bundle in force", "path", path, "err", err)
 	}
+	l.fileSum = sum
 }

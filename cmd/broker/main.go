@@ -22,6 +22,7 @@ import (
 
 	"github.com/fleetmq/fleetmq/broker"
 	"github.com/fleetmq/fleetmq/broker/admin"
+	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/broker/config"
 	"github.com/fleetmq/fleetmq/broker/store"
 )
@@ -203,7 +204,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if cfg.AuthFile != "" {
 		// A bad bundle at start is a bad file: refuse to start rather than
 		// run with rules nobody asked for.
-		if _, err := loader.LoadFile(cfg.AuthFile); err != nil {
+		_, err := loader.LoadFile(cfg.AuthFile)
+		switch {
+		case errors.Is(err, authz.ErrInconsistent):
+			// Shards mid-update: stay unready; WatchFile loads the
+			// bundle once the kubelet has written it whole.
+			log.Warn("Auth bundle shards not consistent yet; not ready until they are", "err", err)
+		case err != nil:
 			return usageError{err}
 		}
 		if err := loader.WatchFile(ctx, cfg.AuthFile); err != nil {

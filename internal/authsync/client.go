@@ -2,6 +2,7 @@ package authsync
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,8 +98,9 @@ func (c *HTTPClient) GetAuth(ctx context.Context, addr string) (Applied, error) 
 	return c.do(ctx, http.MethodGet, addr, nil)
 }
 
-// PutAuth applies bundle at addr (host:port). A broker with a newer
-// revision answers with a *StaleError (errors.Is ErrStale).
+// PutAuth applies bundle at addr (host:port), sent gzip-compressed. A
+// broker with a newer revision answers with a *StaleError (errors.Is
+// ErrStale).
 func (c *HTTPClient) PutAuth(ctx context.Context, addr string, bundle []byte) (Applied, error) {
 	return c.do(ctx, http.MethodPut, addr, bundle)
 }
@@ -113,7 +115,11 @@ func (c *HTTPClient) do(ctx context.Context, method, addr string, body []byte) (
 	}
 	var rd io.Reader
 	if body != nil {
-		rd = bytes.NewReader(body)
+		z, err := gzipBody(body)
+		if err != nil {
+			return Applied{}, fmt.Errorf("authsync: %s %s: %w", method, url, err)
+		}
+		rd = bytes.NewReader(z)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
@@ -123,6 +129,7 @@ func (c *HTTPClient) do(ctx context.Context, method, addr string, body []byte) (
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", "gzip")
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -200,4 +207,19 @@ func trimBody(s string) string {
 		cut--
 	}
 	return s[:cut] + fmt.Sprintf("... (%d more bytes)", len(s)-cut)
+}
+
+// gzipBody compresses a bundle for PUT. BestSpeed: the password hashes,
+// most of a bundle, do not compress much further at higher levels, and
+// the push is on the reconcile path.
+func gzipBody(body []byte) ([]byte, error) {
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed) // the level is valid
+	if _, err := zw.Write(body); err != nil {
+		return nil, fmt.Errorf("gzip bundle: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("gzip bundle: %w", err)
+	}
+	return z.Bytes(), nil
 }

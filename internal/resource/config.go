@@ -40,7 +40,7 @@ func BrokerConfig(b *v1alpha1.Broker) config.Config {
 			WebSocket: webSocketListener(b.Spec.Listeners.WebSocket),
 		},
 		AllowAnonymous:   b.Spec.AllowAnonymous,
-		AuthFile:         path.Join(AuthDir, AuthFile),
+		AuthFile:         path.Join(AuthDir, AuthManifestKey),
 		AdminTokenFile:   path.Join(AdminDir, AdminTokenKey),
 		MetricsTokenFile: path.Join(MetricsDir, MetricsTokenKey),
 		DataDir:          DataDir,

@@ -85,10 +85,11 @@ const (
 	ConfigDir  = "/etc/fleetmq/config"
 	ConfigFile = "broker.yaml"
 
-	AuthDir  = "/etc/fleetmq/auth"
-	AuthFile = "bundle.json"
-	// AuthStateKey is the key of the auth Secret that holds the operator's
-	// bookkeeping (revision history). It is never mounted into the pod.
+	AuthDir = "/etc/fleetmq/auth"
+	// AuthFile and AuthStateKey are the bundle and the operator's state in
+	// the auth Secret of releases before sharding (AuthSecret's manifests
+	// replace them); the operator reads them once, to upgrade.
+	AuthFile     = "bundle.json"
 	AuthStateKey = "state.json"
 
 	AdminDir      = "/etc/fleetmq/admin"

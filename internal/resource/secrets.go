@@ -33,26 +33,6 @@ func AdminSecret(b *v1alpha1.Broker, token string) *corev1.Secret {
 	}
 }
 
-// AuthSecret holds the compiled auth bundle (AuthFile, mounted at AuthDir
-// and watched by the broker) and the operator's bookkeeping (AuthStateKey,
-// never mounted). Its content is deliberately in no pod-template hash: the
-// broker reloads the bundle live, so auth changes never roll pods.
-func AuthSecret(b *v1alpha1.Broker, bundle, state []byte) *corev1.Secret {
-	return &corev1.Secret{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      AuthSecretName(b),
-			Namespace: b.Namespace,
-			Labels:    secretLabels(b),
-		},
-		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{
-			AuthFile:     bundle,
-			AuthStateKey: state,
-		},
-	}
-}
-
 // UserCredentialsSecret is the Secret generated for a User without
 // spec.passwordSecretRef (v1alpha1.CredentialsSecretName, in the User's
 // namespace): what an application needs to connect to the Broker's plain

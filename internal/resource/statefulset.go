@@ -172,12 +172,7 @@ func volumes(b *v1alpha1.Broker) []corev1.Volume {
 			LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(b)},
 			Items:                []corev1.KeyToPath{{Key: ConfigFile, Path: ConfigFile}},
 		}}},
-		// Only the bundle: the operator's bookkeeping (AuthStateKey) in the
-		// same Secret never reaches the pod.
-		{Name: VolumeAuth, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: AuthSecretName(b),
-			Items:      []corev1.KeyToPath{{Key: AuthFile, Path: AuthFile}},
-		}}},
+		authVolume(b),
 		{Name: VolumeAdmin, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: AdminSecretName(b),
 			Items:      []corev1.KeyToPath{{Key: AdminTokenKey, Path: AdminTokenKey}},
