@@ -60,7 +60,9 @@ func fleet(t *testing.T, n int) *Result {
 	return res
 }
 
-func shardName(i int) (string, string) { return "b1-auth-" + strconv.Itoa(i), "shard-" + strconv.Itoa(i) }
+func shardName(i int) (string, string) {
+	return "b1-auth-" + strconv.Itoa(i), "shard-" + strconv.Itoa(i)
+}
 
 // A compiled bundle of 100,000 users, and the operator's state for it,
 // shard into Secrets that each fit the API server's 1 MiB limit, the
