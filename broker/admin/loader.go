@@ -107,8 +107,7 @@ func (l *Loader) apply(data []byte, m *authz.Manifest, source string, force bool
 	}
 	if m != nil {
 		if err := m.Check(b); err != nil {
-			l.metrics.reload("inconsistent")
-			return Applied{}, err
+			return Applied{}, err // counted by the file reader
 		}
 	}
 	policy, err := authz.Compile(b)
@@ -169,16 +168,26 @@ func (l *Loader) apply(data []byte, m *authz.Manifest, source string, force bool
 func (l *Loader) LoadFile(path string) (Applied, error) {
 	l.fileMu.Lock()
 	defer l.fileMu.Unlock()
-	data, sum, m, err := readAuthFile(path)
-	if err != nil {
-		return Applied{}, fmt.Errorf("auth file %s: %w", path, err)
-	}
-	a, err := l.apply(data, m, "file", false)
+	a, sum, err := l.applyFileLocked(path)
 	if err != nil {
 		return a, fmt.Errorf("auth file %s: %w", path, err)
 	}
 	l.fileSum = sum
 	return a, nil
+}
+
+// applyFileLocked reads and applies the bundle at path; sum is that of
+// path's own bytes (readAuthFile). fileMu must be held.
+func (l *Loader) applyFileLocked(path string) (Applied, [sha256.Size]byte, error) {
+	data, sum, m, err := readAuthFile(path)
+	var a Applied
+	if err == nil {
+		a, err = l.apply(data, m, "file", false)
+	}
+	if errors.Is(err, authz.ErrInconsistent) {
+		l.metrics.reload("inconsistent")
+	}
+	return a, sum, err
 }
 
 // readAuthFile reads the bundle at path, assembling it from its shards
@@ -242,10 +251,7 @@ func (l *Loader) reloadFile(path string) {
 		return
 	}
 	changed = true
-	data, sum, m, err := readAuthFile(path)
-	if err == nil {
-		_, err = l.apply(data, m, "file", false)
-	}
+	_, sum, err := l.applyFileLocked(path)
 	switch {
 	case errors.Is(err, authz.ErrInconsistent):
 		// fileSum stays, so the next look tries again.

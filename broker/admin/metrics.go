@@ -36,7 +36,7 @@ func NewMetrics(srv *broker.Server) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fleetmq_auth_reloads_total", Help: "Auth bundles received, by result (applied, unchanged, stale, invalid).",
+			Name: "fleetmq_auth_reloads_total", Help: "Auth bundles received, by result (applied, unchanged, stale, invalid, inconsistent: sharded file mid-update).",
 		}, []string{"result"}),
 		adminRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetmq_admin_refused_total", Help: "Admin API requests and connections refused, by reason (unauthorized, too_large, timeout, bad_request).",
