@@ -31,17 +31,6 @@ func TestAdminSecret(t *testing.T) {
 	}
 }
 
-func TestAuthSecret(t *testing.T) {
-	s := AuthSecret(newBroker(), []byte(`{"revision":1}`), []byte(`{"history":[]}`))
-	if s.Name != "acme-auth" || s.Namespace != "tenant-a" {
-		t.Errorf("Secret is %s/%s, want tenant-a/acme-auth", s.Namespace, s.Name)
-	}
-	want := map[string]string{"bundle.json": `{"revision":1}`, "state.json": `{"history":[]}`}
-	if got := stringData(s.Data); !maps.Equal(got, want) {
-		t.Errorf("data = %v, want %v", got, want)
-	}
-}
-
 // TestUserCredentialsSecret spells the Secret's name and keys out rather
 // than through v1alpha1's constants: applications depend on them, so a
 // change must fail here.

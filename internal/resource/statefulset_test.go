@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -173,17 +174,30 @@ func TestStatefulSetSpec(t *testing.T) {
 }
 
 func TestStatefulSetVolumes(t *testing.T) {
-	t.Run("auth projects only the bundle", func(t *testing.T) {
+	t.Run("auth projects the manifest and 16 optional shard slots, never state", func(t *testing.T) {
 		sts := StatefulSet(newBroker(), Options{}, "h")
 		v, ok := volumeNamed(sts.Spec.Template.Spec.Volumes, VolumeAuth)
-		if !ok || v.Secret == nil {
-			t.Fatalf("auth volume = %+v, want a Secret volume", v)
+		if !ok || v.Projected == nil {
+			t.Fatalf("auth volume = %+v, want a projected volume", v)
 		}
-		if v.Secret.SecretName != "acme-auth" {
-			t.Errorf("auth Secret = %q, want acme-auth", v.Secret.SecretName)
+		src := v.Projected.Sources
+		if len(src) != 17 {
+			t.Fatalf("auth volume has %d sources, want the manifest and 16 slots", len(src))
 		}
-		if want := []corev1.KeyToPath{{Key: "bundle.json", Path: "bundle.json"}}; !reflect.DeepEqual(v.Secret.Items, want) {
-			t.Errorf("auth items = %v, want %v (state.json must never be mounted)", v.Secret.Items, want)
+		manifest := src[0].Secret
+		if manifest == nil || manifest.Name != "acme-auth" || manifest.Optional != nil ||
+			!reflect.DeepEqual(manifest.Items, []corev1.KeyToPath{{Key: "manifest.json", Path: "manifest.json"}}) {
+			t.Errorf("auth source 0 = %+v, want acme-auth's manifest.json only (state-manifest.json must never be mounted)", src[0])
+		}
+		for i, s := range src[1:] {
+			want := &corev1.SecretProjection{
+				LocalObjectReference: corev1.LocalObjectReference{Name: fmt.Sprintf("acme-auth-%d", i)},
+				Items:                []corev1.KeyToPath{{Key: "shard", Path: fmt.Sprintf("shard-%d", i)}},
+				Optional:             ptr.To(true),
+			}
+			if !reflect.DeepEqual(s.Secret, want) {
+				t.Errorf("auth source %d = %+v, want %+v", i+1, s.Secret, want)
+			}
 		}
 		m, ok := mountNamed(sts.Spec.Template.Spec.Containers[0].VolumeMounts, VolumeAuth)
 		if !ok || m.MountPath != AuthDir || !m.ReadOnly || m.SubPath != "" {
