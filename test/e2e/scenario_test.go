@@ -112,10 +112,10 @@ func TestScenario(t *testing.T) {
 	// ..data swap) and the broker's directory watcher read it: either the
 	// file brought the revision first, or it was a second, unchanged
 	// reload after the operator's push.
-	bundleFile := filepath.Join(podRoot(t, acme), resource.AuthDir, resource.AuthFile)
+	bundleFile := filepath.Join(podRoot(t, acme), resource.AuthDir, resource.AuthManifestKey)
 	var state string
 	eventually(t, 10*time.Second, "the broker reloads the bundle file the kubelet swapped in", func() (bool, string) {
-		data, err := os.ReadFile(bundleFile)
+		data, err := readPodBundle(bundleFile)
 		if err != nil {
 			return false, err.Error()
 		}

@@ -31,6 +31,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -474,7 +475,7 @@ func (k *Kubelet) syncVolumes(ctx context.Context, sts *appsv1.StatefulSet, p *p
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return false, err
 			}
-		case vol != nil && (vol.ConfigMap != nil || vol.Secret != nil):
+		case vol != nil && (vol.ConfigMap != nil || vol.Secret != nil || vol.Projected != nil):
 			files, mode, ok, err := k.volumeFiles(ctx, p.key.Namespace, vol)
 			if err != nil {
 				return false, err
@@ -515,7 +516,12 @@ func findVolume(vs []corev1.Volume, name string) *corev1.Volume {
 
 // volumeFiles is the content of a ConfigMap or Secret volume: its items,
 // or every key. ok is false while the object (or a listed key) is missing.
+// A projected volume is the union of its ConfigMap and Secret sources; an
+// optional source whose object is missing adds nothing.
 func (k *Kubelet) volumeFiles(ctx context.Context, ns string, v *corev1.Volume) (map[string][]byte, os.FileMode, bool, error) {
+	if v.Projected != nil {
+		return k.projectedFiles(ctx, ns, v.Projected)
+	}
 	var data map[string][]byte
 	var items []corev1.KeyToPath
 	var optional bool
@@ -566,6 +572,38 @@ func (k *Kubelet) volumeFiles(ctx context.Context, ns string, v *corev1.Volume) 
 			return nil, 0, false, nil
 		}
 		files[filepath.FromSlash(it.Path)] = val
+	}
+	return files, mode, true, nil
+}
+
+// projectedFiles is volumeFiles of a projected volume.
+func (k *Kubelet) projectedFiles(ctx context.Context, ns string, p *corev1.ProjectedVolumeSource) (map[string][]byte, os.FileMode, bool, error) {
+	files := map[string][]byte{}
+	for i, src := range p.Sources {
+		var one corev1.Volume
+		optional := false
+		switch {
+		case src.Secret != nil:
+			one.Secret = &corev1.SecretVolumeSource{SecretName: src.Secret.Name, Items: src.Secret.Items, Optional: src.Secret.Optional}
+			optional = ptr.Deref(src.Secret.Optional, false)
+		case src.ConfigMap != nil:
+			one.ConfigMap = &corev1.ConfigMapVolumeSource{LocalObjectReference: src.ConfigMap.LocalObjectReference, Items: src.ConfigMap.Items, Optional: src.ConfigMap.Optional}
+			optional = ptr.Deref(src.ConfigMap.Optional, false)
+		default:
+			return nil, 0, false, fmt.Errorf("projected source %d: kind not supported", i)
+		}
+		got, _, ok, err := k.volumeFiles(ctx, ns, &one)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if !ok && !optional {
+			return nil, 0, false, nil
+		}
+		maps.Copy(files, got)
+	}
+	mode := os.FileMode(0o644)
+	if p.DefaultMode != nil {
+		mode = os.FileMode(*p.DefaultMode)
 	}
 	return files, mode, true, nil
 }
