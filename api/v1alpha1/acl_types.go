@@ -109,8 +109,10 @@ type ACLStatus struct {
 	// ruleCount is the number of rules compiled into the bundle.
 	// +optional
 	RuleCount int32 `json:"ruleCount,omitempty"`
-	// appliedRevision is the lowest auth bundle revision applied by every
-	// ready broker pod that contains these rules.
+	// appliedRevision is the first auth bundle revision that contains
+	// these rules as they are now, once every ready broker pod has applied it
+	// (0 before). It moves only when this object changes, not with every
+	// revision of the Broker.
 	// +optional
 	AppliedRevision int64 `json:"appliedRevision,omitempty"`
 }

@@ -166,8 +166,10 @@ type UserStatus struct {
 	// secretName holding the password (generated or referenced).
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
-	// appliedRevision is the lowest auth bundle revision applied by every
-	// ready broker pod that contains this user.
+	// appliedRevision is the first auth bundle revision that contains
+	// this user as it is now, once every ready broker pod has applied it
+	// (0 before). It moves only when this object changes, not with every
+	// revision of the Broker.
 	// +optional
 	AppliedRevision int64 `json:"appliedRevision,omitempty"`
 }
