@@ -69,15 +69,15 @@ func TestAuthDeliveryDespiteRefusedChildren(t *testing.T) {
 	}
 }
 
-// createPod creates broker's pod <broker>-0 with the labels the operator
-// selects pods by, backed by p and Ready at ip; unlike createReadyPod it
+// createPod creates broker's pod <broker>-0 with the labels of the pod
+// template (those the operator's Pod cache and selector go by), backed by p and Ready at ip; unlike createReadyPod it
 // needs no StatefulSet.
 func createPod(t testing.TB, b *mqttv1alpha1.Broker, ip string, p *brokerProc) *corev1.Pod {
 	t.Helper()
 	name := b.Name + "-0"
 	resolver.set(b.Namespace, name, p.AdminAddr)
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: b.Namespace, Name: name, Labels: resource.Labels(b)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: b.Namespace, Name: name, Labels: resource.ObjectLabels(b)},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: resource.ContainerName, Image: "fleetmq-broker:envtest"}}},
 	}
 	create(t, pod)
@@ -136,6 +136,10 @@ func TestStatusWritesPerEdit(t *testing.T) {
 	})
 	waitACLReady(t, ns, "other", metav1.ConditionTrue, mqttv1alpha1.ReasonSynced)
 	a := waitACLReady(t, ns, "devices", metav1.ConditionTrue, mqttv1alpha1.ReasonSynced)
+	waitBroker(t, ns, "storm", "the pod at the Broker's revision", func(b *mqttv1alpha1.Broker) bool {
+		return len(b.Status.Pods) == 1 && b.Status.Pods[0].AppliedRevision == b.Status.AuthRevision &&
+			meta.IsStatusConditionTrue(b.Status.Conditions, mqttv1alpha1.ConditionAuthSynced)
+	})
 	users := userVersions(t, ns)
 	get(t, other)
 	otherRV := other.ResourceVersion
@@ -143,10 +147,15 @@ func TestStatusWritesPerEdit(t *testing.T) {
 	// One ACL edit: that ACL's status moves to the new revision; no User's
 	// and no other ACL's status is written.
 	update(t, acl, func(a *mqttv1alpha1.ACL) { a.Spec.Rules[0].Topics = append(a.Spec.Rules[0].Topics, "fleet/%u") })
-	edited := waitACLReady(t, ns, "devices", metav1.ConditionTrue, mqttv1alpha1.ReasonSynced)
-	if edited.Status.AppliedRevision <= a.Status.AppliedRevision {
-		t.Fatalf("edited ACL appliedRevision %d, want above %d", edited.Status.AppliedRevision, a.Status.AppliedRevision)
-	}
+	edited := &mqttv1alpha1.ACL{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "devices"}}
+	eventually(t, waitTimeout, "the edited ACL Ready at a later revision", func() (bool, string) {
+		get(t, edited)
+		c := meta.FindStatusCondition(edited.Status.Conditions, mqttv1alpha1.ConditionReady)
+		ok := c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == edited.Generation &&
+			edited.Status.AppliedRevision > a.Status.AppliedRevision
+		return ok, fmt.Sprintf("generation %d, appliedRevision %d (before the edit %d), %s",
+			edited.Generation, edited.Status.AppliedRevision, a.Status.AppliedRevision, condState(edited.Status.Conditions))
+	})
 	waitBroker(t, ns, "storm", "pod at the edit's revision", func(b *mqttv1alpha1.Broker) bool {
 		return len(b.Status.Pods) == 1 && b.Status.Pods[0].AppliedRevision == edited.Status.AppliedRevision
 	})
