@@ -130,7 +130,7 @@ func TestStatusWritesPerEdit(t *testing.T) {
 
 	p := startBroker(t, ns, "storm")
 	pod := createReadyPod(t, ns, "storm", "127.0.0.5", p)
-	eventually(t, waitTimeout, "every User Ready", func() (bool, string) {
+	eventually(t, 3*waitTimeout, "every User Ready", func() (bool, string) {
 		n := notReadyUsers(t, ns)
 		return n == 0, fmt.Sprintf("%d of %d Users not Ready", n, statusWriteUsers)
 	})

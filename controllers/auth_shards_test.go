@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
@@ -31,12 +30,21 @@ const (
 // manifest; a real broker started from those files (as the projected
 // volume lays them out) loads every user; when the bundle shrinks, the
 // shard no manifest names is deleted.
+//
+// Not parallel: 400 Users of 2.6 MB in all would slow the operator for
+// every other test, so it runs alone.
 func TestShardedAuthSecrets(t *testing.T) {
-	t.Parallel()
 	ns := newNamespace(t)
 	create(t, newBroker(ns, "big"))
 	createGroupedUsers(t, ns, "big", shardUsers, shardGroups)
-	b := waitBundle(t, ns, "big", "has every user", func(b *authz.Bundle) bool { return len(b.Users) == shardUsers })
+	var b *authz.Bundle
+	eventually(t, 4*waitTimeout, "the bundle has every user", func() (bool, string) {
+		b = authBundle(t, ns, "big")
+		if b == nil {
+			return false, "no bundle yet"
+		}
+		return len(b.Users) == shardUsers, fmt.Sprintf("revision %d with %d users", b.Revision, len(b.Users))
+	})
 	m := authManifest(t, ns, "big")
 	if len(m.Shards) < 2 {
 		t.Fatalf("bundle of %d users in %d shard(s); the test needs several", shardUsers, len(m.Shards))
@@ -93,17 +101,17 @@ func TestAuthSecretUpgrade(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
 	br := newBroker(ns, "old")
-	create(t, br)
-	get(t, br)
+	// Written before the Broker exists, so the operator's first pass finds
+	// it; the owner reference is added by that pass's apply.
 	legacy := resource.AuthSecret(br, nil, nil) // the name and labels the old release used
 	legacy.Data = map[string][]byte{
 		resource.AuthFile:     []byte(`{"apiVersion":"authz.fleetmq.io/v1","revision":41,"users":[],"rules":[]}`),
 		resource.AuthStateKey: []byte(`{"revision":41,"hash":"from-the-old-release"}`),
 	}
-	legacy.OwnerReferences = []metav1.OwnerReference{{APIVersion: "mqtt.fleetmq.io/v1alpha1", Kind: "Broker", Name: br.Name, UID: br.UID, Controller: ptr.To(true)}}
 	if err := k8s.Patch(ctx, legacy, client.Apply, client.FieldOwner(resource.FieldManager), client.ForceOwnership); err != nil {
 		t.Fatalf("apply the old layout: %v", err)
 	}
+	create(t, br)
 	create(t, newUser(ns, "alice", "old", ""))
 	b := waitBundle(t, ns, "old", "alice in a sharded bundle", func(b *authz.Bundle) bool { return bundleUser(b, "alice") != nil })
 	if b.Revision <= 41 {
