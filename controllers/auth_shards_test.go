@@ -20,7 +20,8 @@ import (
 )
 
 // shardUsers Users of shardGroups random groups each make a bundle of
-// about 1.3 MB of gzip: random names barely compress, so two shards.
+// about 1.6 MB of gzip (group names of 112 random hex digits), so two
+// shards.
 const (
 	shardUsers  = 400
 	shardGroups = 64
@@ -142,7 +143,7 @@ func createGroupedUsers(t *testing.T, ns, broker string, n, groups int) {
 				}
 				u := newUser(ns, fmt.Sprintf("grouped-%04d", i), broker, "")
 				for range groups {
-					u.Spec.Groups = append(u.Spec.Groups, fmt.Sprintf("g-%016x%016x%016x", rand.Uint64(), rand.Uint64(), rand.Uint64()))
+					u.Spec.Groups = append(u.Spec.Groups, fmt.Sprintf("g-%016x%016x%016x%016x%016x%016x%016x", rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64()))
 				}
 				if err := k8s.Create(ctx, u); err != nil {
 					errs <- fmt.Errorf("create User %s: %w", u.Name, err)

@@ -37,7 +37,7 @@ func readPodBundle(path string) ([]byte, error) {
 
 // shardedUsers and shardedGroups size TestShardedRestartWithoutOperator's
 // bundle past one shard (1 MB of gzip): random group names barely
-// compress, so 400 users of 64 groups make about 1.3 MB.
+// compress, so 400 users of 64 groups of 112 hex digits make about 1.6 MB.
 const (
 	shardedUsers  = 400
 	shardedGroups = 64
@@ -130,7 +130,7 @@ func createUsers(t *testing.T, tn *tenant, n, groups int) {
 					Spec:       mqttv1alpha1.UserSpec{BrokerRef: mqttv1alpha1.BrokerReference{Name: tn.broker}},
 				}
 				for range groups {
-					u.Spec.Groups = append(u.Spec.Groups, fmt.Sprintf("g-%016x%016x%016x", rand.Uint64(), rand.Uint64(), rand.Uint64()))
+					u.Spec.Groups = append(u.Spec.Groups, fmt.Sprintf("g-%016x%016x%016x%016x%016x%016x%016x", rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64()))
 				}
 				if err := k8s.Create(ctx, u); err != nil {
 					errs <- fmt.Errorf("create User %s: %w", u.Name, err)
