@@ -49,9 +49,13 @@ type BrokerReconciler struct {
 	Resolver PodResolver
 	// PushTimeout bounds one push to one pod.
 	PushTimeout time.Duration
+	// APIReader reads what the cache does not hold (PersistentVolumeClaims).
+	APIReader client.Reader
 
 	// backoff holds the consecutive push failures per Broker.
 	backoff sync.Map // types.NamespacedName → int
+	// pushFailingSince holds when each Broker's pushes began to fail.
+	pushFailingSince sync.Map // types.NamespacedName → time.Time
 }
 
 // RBAC, least privilege: the operator writes only what it renders.
@@ -61,6 +65,7 @@ type BrokerReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;configmaps;secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -72,6 +77,8 @@ func (r *BrokerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.Get(ctx, req.NamespacedName, &b); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.backoff.Delete(req.NamespacedName)
+			r.pushFailingSince.Delete(req.NamespacedName)
+			forgetBroker(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -87,6 +94,12 @@ func (r *BrokerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	r.setConditions(&b, st, err)
 	if perr := r.patchStatus(ctx, orig, &b); perr != nil {
 		err = errors.Join(err, perr)
+	} else {
+		r.brokerTransitions(orig, &b)
+	}
+	observeBroker(&b, st)
+	if d := st.deadlineIn; d > 0 && (result.RequeueAfter == 0 || d < result.RequeueAfter) {
+		result.RequeueAfter = d // look again when a deadline passes
 	}
 	if err != nil {
 		logger.Error(err, "Reconcile failed")
@@ -104,6 +117,9 @@ type brokerState struct {
 	pushErr  error
 	tlsErr   error
 	channel  *channel
+	progress progress
+	// deadlineIn is when a progress deadline passes, if one runs.
+	deadlineIn time.Duration
 }
 
 // reconcile runs auth delivery first and independently of the other
@@ -127,6 +143,9 @@ func (r *BrokerReconciler) reconcile(ctx context.Context, b *mqttv1alpha1.Broker
 	r.pushAuth(ctx, b, token, st)
 	if st.pushErr != nil && pushFailureReason(st.pushErr) == mqttv1alpha1.ReasonAdminCertificateUntrusted {
 		r.event(b, corev1.EventTypeWarning, mqttv1alpha1.ReasonAdminCertificateUntrusted, "Auth bundle not sent: %v", st.pushErr)
+	}
+	if err := r.checkProgress(ctx, b, st); err != nil {
+		return ctrl.Result{}, err
 	}
 	if err := r.updateObjectStatuses(ctx, b, st); err != nil {
 		return ctrl.Result{}, errors.Join(childErr, err)
@@ -294,6 +313,8 @@ func (r *BrokerReconciler) setConditions(b *mqttv1alpha1.Broker, st *brokerState
 		set(mqttv1alpha1.ConditionAvailable, available, mqttv1alpha1.ReasonTLSSecretNotFound, st.tlsErr.Error())
 	case available:
 		set(mqttv1alpha1.ConditionAvailable, true, mqttv1alpha1.ReasonPodsReady, fmt.Sprintf("%d of %d pods ready", b.Status.ReadyReplicas, replicas(b)))
+	case st.progress.stuck != "":
+		set(mqttv1alpha1.ConditionAvailable, false, mqttv1alpha1.ReasonPodsNotReady, fmt.Sprintf("0 of %d pods ready; %s", replicas(b), st.progress.stuck))
 	default:
 		set(mqttv1alpha1.ConditionAvailable, false, mqttv1alpha1.ReasonPodsNotReady, fmt.Sprintf("0 of %d pods ready", replicas(b)))
 	}
@@ -311,9 +332,17 @@ func (r *BrokerReconciler) setConditions(b *mqttv1alpha1.Broker, st *brokerState
 		set(mqttv1alpha1.ConditionAuthSynced, false, mqttv1alpha1.ReasonAuthPending, fmt.Sprintf("revision %d not yet applied by every ready pod", st.auth.Bundle.Revision))
 	}
 
+	stuck, deadlineIn := st.progress.exceeded(b, time.Now())
+	st.deadlineIn = deadlineIn
 	switch {
 	case reconcileErr != nil:
 		set(mqttv1alpha1.ConditionReady, false, mqttv1alpha1.ReasonReconcileFailed, reconcileErr.Error())
+	case stuck != "" && st.pushErr != nil && st.progress.stuck == "":
+		set(mqttv1alpha1.ConditionReady, false, mqttv1alpha1.ReasonProgressDeadlineExceeded, stuck+": "+st.pushErr.Error())
+	case stuck != "":
+		set(mqttv1alpha1.ConditionReady, false, mqttv1alpha1.ReasonProgressDeadlineExceeded, stuck)
+	case st.progress.stuck != "":
+		set(mqttv1alpha1.ConditionReady, false, mqttv1alpha1.ReasonPodsNotStarting, st.progress.stuck)
 	case !available:
 		set(mqttv1alpha1.ConditionReady, false, mqttv1alpha1.ReasonPodsNotReady, "no broker pod is ready")
 	case !st.synced:

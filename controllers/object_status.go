@@ -96,6 +96,9 @@ func (r *BrokerReconciler) updateObjectStatuses(ctx context.Context, b *mqttv1al
 	if err != nil {
 		return err
 	}
+	objs := append(objectsOf(users), objectsOf(acls)...)
+	before := snapshotReady(objs)
+	defer r.objectTransitions(objs, before)
 	errs := patchCompiled(ctx, r.Client, users, st.auth.Users, minApplied, func(u *mqttv1alpha1.User, os authsync.ObjectStatus) {
 		u.Status.Username = os.Username
 		u.Status.SecretName = os.SecretName

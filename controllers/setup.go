@@ -51,15 +51,25 @@ type Config struct {
 	MaxConcurrentReconciles int
 }
 
-// CacheOptions keeps the operator's memory bounded: of Secrets and Pods it
-// caches only those labelled for it, never every Secret in the cluster.
+// CacheOptions keeps the operator's memory proportional to fleetmq's
+// objects, not the cluster's: of each kind the Broker owns it caches only
+// what carries the operator's managed-by label (every child the builders
+// render has it), of Secrets only those labelled for it, and no object
+// keeps its managedFields. Objects that may lack the label are read
+// through the manager's APIReader.
 func CacheOptions() cache.Options {
 	credentials, _ := labels.NewRequirement(resource.LabelCredentials, selection.Equals, []string{"true"})
 	managed, _ := labels.NewRequirement(resource.LabelManagedBy, selection.Equals, []string{resource.FieldManager})
+	byManaged := cache.ByObject{Label: labels.NewSelector().Add(*managed)}
 	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.NewSelector().Add(*credentials)},
-			&corev1.Pod{}:    {Label: labels.NewSelector().Add(*managed)},
+			&corev1.Secret{}:                {Label: labels.NewSelector().Add(*credentials)},
+			&corev1.Pod{}:                   byManaged,
+			&corev1.Service{}:               byManaged,
+			&corev1.ConfigMap{}:             byManaged,
+			&appsv1.StatefulSet{}:           byManaged,
+			&policyv1.PodDisruptionBudget{}: byManaged,
 		},
 	}
 }
@@ -88,8 +98,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	}
 	recorder := mgr.GetEventRecorder(resource.FieldManager)
 
+	newAuthClient := cfg.NewAuthClient
+	cfg.NewAuthClient = func(token string, tls *authsync.TLS) authsync.Client {
+		return instrumentedClient{newAuthClient(token, tls)}
+	}
 	br := &BrokerReconciler{
-		Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: recorder,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: recorder,
 		Options:       resource.Options{DefaultImage: cfg.BrokerImage},
 		HashPassword:  func(pw []byte) (string, error) { return authz.HashPassword(pw, iterations) },
 		NewAuthClient: cfg.NewAuthClient, Resolver: cfg.Resolver, PushTimeout: cfg.PushTimeout,

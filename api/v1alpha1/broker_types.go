@@ -77,6 +77,15 @@ type BrokerSpec struct {
 	// +optional
 	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
 
+	// progressDeadlineSeconds is how long the Broker's pods may fail to
+	// start (image pull, crash loop, unbound PersistentVolumeClaim) and its
+	// auth pushes may keep failing before Ready turns False with reason
+	// ProgressDeadlineExceeded (Argo CD: Degraded), as a Deployment's does.
+	// +optional
+	// +kubebuilder:default=600
+	// +kubebuilder:validation:Minimum=1
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
 	// logLevel of the broker.
 	// +optional
 	// +kubebuilder:default=info

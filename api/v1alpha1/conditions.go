@@ -44,6 +44,15 @@ const (
 	ReasonAdminCertificateUntrusted = "AdminCertificateUntrusted"
 	// ReasonNoReadyPods: nothing to push to yet.
 	ReasonNoReadyPods = "NoReadyPods"
+	// ReasonPodsNotStarting: a pod cannot start (its container waits in
+	// ImagePullBackOff, CrashLoopBackOff…, or it waits for an unbound
+	// PersistentVolumeClaim); the message names the pod and the cause.
+	// Transient until spec.progressDeadlineSeconds passes.
+	ReasonPodsNotStarting = "PodsNotStarting"
+	// ReasonProgressDeadlineExceeded: pods did not start, or auth pushes
+	// kept failing, for longer than spec.progressDeadlineSeconds. Needs a
+	// person (Argo CD: Degraded); the message says what is stuck.
+	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
 )
 
 // Reasons of the User and ACL Ready condition.

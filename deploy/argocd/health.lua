@@ -7,12 +7,17 @@
 --                condition's observedGeneration is behind
 --                metadata.generation, or there is no Ready condition), or
 --                Ready is False/Unknown for a transient reason (Pending,
---                PodsNotReady, NoReadyPods, or one this script does not know)
+--                PodsNotReady, NoReadyPods, PodsNotStarting, PushFailed, or
+--                one this script does not know)
 --   Degraded     Ready, or another condition (a Broker's Available or
 --                AuthSynced), is not True for the current generation for a
 --                reason that needs a person: ReconcileFailed,
 --                BrokerNotFound, SecretNotFound, UsernameConflict, Invalid,
---                TLSSecretNotFound, PushFailed, AdminCertificateUntrusted
+--                TLSSecretNotFound, AdminCertificateUntrusted,
+--                ProgressDeadlineExceeded (pods that cannot start, or
+--                pushes that keep failing, past the Broker's
+--                spec.progressDeadlineSeconds: the operator keeps a
+--                single failed push transient)
 --   Healthy      Ready is True for the current generation
 local failures = {
   ReconcileFailed = true,
@@ -21,8 +26,8 @@ local failures = {
   UsernameConflict = true,
   Invalid = true,
   TLSSecretNotFound = true,
-  PushFailed = true,
   AdminCertificateUntrusted = true,
+  ProgressDeadlineExceeded = true,
 }
 
 local hs = {}

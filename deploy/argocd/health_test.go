@@ -41,8 +41,8 @@ var kinds = []string{"Broker", "User", "ACL"}
 // Ready is False. A new reason constant fails TestEveryReasonIsClassified
 // until it is added here (and, for a failure, to health.lua).
 var (
-	failureReasons   = []string{"ReconcileFailed", "BrokerNotFound", "SecretNotFound", "UsernameConflict", "Invalid", "TLSSecretNotFound", "PushFailed", "AdminCertificateUntrusted"}
-	transientReasons = []string{"Pending", "PodsNotReady", "NoReadyPods"}
+	failureReasons   = []string{"ReconcileFailed", "BrokerNotFound", "SecretNotFound", "UsernameConflict", "Invalid", "TLSSecretNotFound", "AdminCertificateUntrusted", "ProgressDeadlineExceeded"}
+	transientReasons = []string{"Pending", "PodsNotReady", "NoReadyPods", "PodsNotStarting", "PushFailed"}
 	successReasons   = []string{"Reconciled", "PodsReady", "Synced"} // only with status True
 )
 
