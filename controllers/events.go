@@ -16,17 +16,20 @@ import (
 // only once that write succeeded (a write that conflicted is retried, and
 // the retry compares again), so a reconcile that changes nothing records
 // nothing.
+//
+// The recorder folds Events of the same object, type and reason into one
+// series (its count grows, its note stays the first one's), so a change to
+// a different state is recorded under that state's reason: a Broker that
+// is not ready says why in the Event's reason (the Ready condition's).
 
 // Event reasons.
 const (
 	eventReady               = "Ready"
-	eventNotReady            = "NotReady"
 	eventPodsReady           = "PodsReady"
 	eventAuthRevisionApplied = "AuthRevisionApplied"
 	eventAuthPushFailed      = "AuthPushFailed"
 	eventAuthPushRecovered   = "AuthPushRecovered"
 	eventApplied             = "Applied"
-	eventRejected            = "Rejected"
 )
 
 // warningReasons of a Broker's Ready condition need a person's attention.
@@ -88,9 +91,9 @@ func readyTransition(old, b *mqttv1alpha1.Broker) (typ, reason, note string, ok 
 		}
 		return corev1.EventTypeNormal, eventReady, n.Message, true
 	case warningReasons[n.Reason]:
-		return corev1.EventTypeWarning, eventNotReady, n.Reason + ": " + n.Message, true
+		return corev1.EventTypeWarning, n.Reason, "Not ready: " + n.Message, true
 	default:
-		return corev1.EventTypeNormal, eventNotReady, n.Reason + ": " + n.Message, true
+		return corev1.EventTypeNormal, n.Reason, "Not ready: " + n.Message, true
 	}
 }
 
@@ -146,9 +149,9 @@ func readyOf(obj client.Object) *metav1.Condition {
 	return meta.FindStatusCondition(*s.conditions, mqttv1alpha1.ConditionReady)
 }
 
-// objectTransitions records Applied when a User or ACL became Ready, and
-// Rejected when it is left out of the bundle for a new reason. Pending is
-// routine and has no Event.
+// objectTransitions records Applied when a User or ACL became Ready, and a
+// Warning under the Ready condition's reason when it is rejected (left out
+// of the bundle) for a new reason. Pending is routine and has no Event.
 func (r *BrokerReconciler) objectTransitions(objs []client.Object, before map[string]readySnapshot) {
 	for _, obj := range objs {
 		prev, ok := before[snapshotKey(obj)]
@@ -163,7 +166,7 @@ func (r *BrokerReconciler) objectTransitions(objs []client.Object, before map[st
 		case n.Status == metav1.ConditionTrue:
 			r.event(obj, corev1.EventTypeNormal, eventApplied, "%s", capitalize(n.Message))
 		case n.Reason != mqttv1alpha1.ReasonPending:
-			r.event(obj, corev1.EventTypeWarning, eventRejected, "%s: %s", n.Reason, n.Message)
+			r.event(obj, corev1.EventTypeWarning, n.Reason, "Rejected: %s", n.Message)
 		}
 	}
 }

@@ -106,7 +106,7 @@ func runSuite(m *testing.M) int {
 	// samples live in tenant-acme.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, ns := range []string{namespace, "tenant-acme"} {
+	for _, ns := range []string{namespace, "tenant-acme", "tenant-globex"} {
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return fail("create namespace %s: %v", ns, err)
 		}
@@ -233,7 +233,8 @@ func TestChartDryRunApply(t *testing.T) {
 	}, {
 		name:   "full",
 		values: "testdata/values-full.yaml",
-		kinds: []string{"ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding",
+		// watchNamespaces: a Role and RoleBinding per namespace, no ClusterRole.
+		kinds: []string{"Deployment", "Role", "Role", "Role", "RoleBinding", "RoleBinding", "RoleBinding",
 			"Service", "ServiceAccount", "ServiceMonitor"},
 		args: []string{"--leader-elect=true", "--watch-namespaces=tenant-acme,tenant-globex",
 			"--broker-image=registry.example.com/fleetmq/fleetmq-broker:v0.1.0",
@@ -256,6 +257,9 @@ func TestChartDryRunApply(t *testing.T) {
 				t.Errorf("rendered kinds %v, want %v", got, tc.kinds)
 			}
 			for _, u := range objs {
+				if isWatchedNamespaceRBAC(u) {
+					continue
+				}
 				if u.GetKind() != "ClusterRole" && u.GetKind() != "ClusterRoleBinding" && u.GetNamespace() != namespace {
 					t.Errorf("%s %s: namespace %q, want %q", u.GetKind(), u.GetName(), u.GetNamespace(), namespace)
 				}
@@ -277,6 +281,12 @@ func TestChartDryRunApply(t *testing.T) {
 			dryRunApply(t, objs)
 		})
 	}
+}
+
+// isWatchedNamespaceRBAC reports the Role or RoleBinding the chart puts in
+// a watched namespace (values-full.yaml's watchNamespaces).
+func isWatchedNamespaceRBAC(u *unstructured.Unstructured) bool {
+	return (u.GetKind() == "Role" || u.GetKind() == "RoleBinding") && slices.Contains([]string{"tenant-acme", "tenant-globex"}, u.GetNamespace())
 }
 
 func TestChartRejectsBadValues(t *testing.T) {
@@ -386,6 +396,57 @@ func TestChartRBACMatchesConfig(t *testing.T) {
 		}
 		if w, g := rules(t, want), rules(t, got); !reflect.DeepEqual(w, g) {
 			t.Errorf("the chart's %s rules differ from config/rbac/%s (copy its rules into charts/fleetmq/templates):\nchart:  %+v\nconfig: %+v", tc.kind, tc.file, g, w)
+		}
+	}
+}
+
+// With watchNamespaces the operator's rules go into a Role in each watched
+// namespace, bound to its ServiceAccount; nothing grants them cluster-wide.
+func TestChartRBACPerNamespace(t *testing.T) {
+	objs := render(t, "testdata/values-full.yaml")
+	data, err := os.ReadFile(filepath.Join(root, "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgObjs, err := decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rules(t, find(cfgObjs, "ClusterRole"))
+	for _, u := range objs {
+		if u.GetKind() == "ClusterRole" || u.GetKind() == "ClusterRoleBinding" {
+			t.Errorf("%s %s rendered with watchNamespaces; want none", u.GetKind(), u.GetName())
+		}
+	}
+	for _, ns := range []string{"tenant-acme", "tenant-globex"} {
+		var role, binding *unstructured.Unstructured
+		for _, u := range objs {
+			if u.GetNamespace() != ns {
+				continue
+			}
+			switch u.GetKind() {
+			case "Role":
+				role = u
+			case "RoleBinding":
+				binding = u
+			}
+		}
+		if role == nil || binding == nil {
+			t.Fatalf("namespace %s: Role rendered %v, RoleBinding rendered %v; want both", ns, role != nil, binding != nil)
+		}
+		if got := rules(t, role); !reflect.DeepEqual(got, want) {
+			t.Errorf("Role in %s: rules differ from config/rbac/role.yaml:\nchart:  %+v\nconfig: %+v", ns, got, want)
+		}
+		raw, _ := yaml.Marshal(binding.Object)
+		var rb rbacv1.RoleBinding
+		if err := yaml.Unmarshal(raw, &rb); err != nil {
+			t.Fatal(err)
+		}
+		if rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != role.GetName() {
+			t.Errorf("RoleBinding in %s refers to %s %s, want Role %s", ns, rb.RoleRef.Kind, rb.RoleRef.Name, role.GetName())
+		}
+		if len(rb.Subjects) != 1 || rb.Subjects[0].Kind != "ServiceAccount" || rb.Subjects[0].Namespace != namespace {
+			t.Errorf("RoleBinding in %s binds %+v, want the operator's ServiceAccount in %s", ns, rb.Subjects, namespace)
 		}
 	}
 }
