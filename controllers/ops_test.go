@@ -197,7 +197,7 @@ func TestPushFailingPastDeadline(t *testing.T) {
 
 	p := startBroker(t, ns, "acme")
 	resolver.set(ns, pod.Name, p.AdminAddr)
-	setReadyReplicas(t, ns, "acme", 1) // wakes the reconciler now, not at its next backoff
+	// A label change wakes the reconciler now, not at its next backoff.
 	update(t, newBroker(ns, "acme"), func(b *mqttv1alpha1.Broker) { b.Labels = map[string]string{"wake": "up"} })
 	waitBroker(t, ns, "acme", "Ready again", func(b *mqttv1alpha1.Broker) bool {
 		return hasCond(b.Status.Conditions, mqttv1alpha1.ConditionReady, metav1.ConditionTrue, mqttv1alpha1.ReasonReconciled, b.Generation)
