@@ -32,19 +32,16 @@ var (
 		Name: "fleetmq_operator_broker_auth_push_failures_total",
 		Help: "Reconciles of a Broker in which some ready pod could not be brought to the desired auth revision (unreachable, refused or failed push).",
 	}, []string{"namespace", "broker"})
-	brokerDesiredRevision = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "fleetmq_operator_broker_auth_revision_desired",
-		Help: "The auth bundle revision the operator compiled for a Broker.",
-	}, []string{"namespace", "broker"})
-	brokerAppliedRevision = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "fleetmq_operator_broker_auth_revision_applied",
-		Help: "The auth bundle revision every ready pod of a Broker has applied (the lowest one reported; 0 with no ready pod).",
-	}, []string{"namespace", "broker"})
-	brokerPodsReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "fleetmq_operator_broker_pods_ready",
-		Help: "Ready pods of a Broker.",
-	}, []string{"namespace", "broker"})
+	brokerDesiredRevision = brokerGauge("fleetmq_operator_broker_auth_revision_desired",
+		"The auth bundle revision the operator compiled for a Broker.")
+	brokerAppliedRevision = brokerGauge("fleetmq_operator_broker_auth_revision_applied",
+		"The auth bundle revision every ready pod of a Broker has applied (the lowest one reported; 0 with no ready pod).")
+	brokerPodsReady = brokerGauge("fleetmq_operator_broker_pods_ready", "Ready pods of a Broker.")
 )
+
+func brokerGauge(name, help string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"namespace", "broker"})
+}
 
 func init() {
 	metrics.Registry.MustRegister(authPushes, authPushDuration, brokerPushFailures,

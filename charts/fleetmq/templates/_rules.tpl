@@ -22,6 +22,12 @@ they go into a Role per watched namespace instead of the ClusterRole.
 - apiGroups:
   - ""
   resources:
+  - persistentvolumeclaims
+  verbs:
+  - get
+- apiGroups:
+  - ""
+  resources:
   - pods
   verbs:
   - get
@@ -85,6 +91,18 @@ they go into a Role per watched namespace instead of the ClusterRole.
   - users/finalizers
   verbs:
   - update
+- apiGroups:
+  - networking.k8s.io
+  resources:
+  - networkpolicies
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - patch
+  - update
+  - watch
 - apiGroups:
   - policy
   resources:
