@@ -54,17 +54,22 @@ func TestEventsAndMetrics(t *testing.T) {
 		r, _ := metricValue(t, "fleetmq_operator_broker_pods_ready", labels)
 		return d == float64(rev) && a == float64(rev) && r == 1, fmt.Sprintf("desired %v, applied %v, pods ready %v; want %d, %d, 1", d, a, r, rev, rev)
 	})
-	if n, ok := metricValue(t, "fleetmq_operator_auth_pushes_total", map[string]string{"result": "applied"}); !ok || n < 1 {
-		t.Errorf("fleetmq_operator_auth_pushes_total{result=applied} = %v (present %v), want at least 1", n, ok)
-	}
-	if n, ok := metricValue(t, "fleetmq_operator_auth_push_duration_seconds", nil); !ok || n < 1 {
-		t.Errorf("fleetmq_operator_auth_push_duration_seconds count = %v (present %v), want at least 1", n, ok)
-	}
 
-	// A second User is a routine auth rollout: AuthRevisionApplied again,
-	// no new Ready (the Broker stayed available).
+	// A second User is a routine auth rollout: a push (the broker started
+	// with the bundle of the Secret, so this is the first), then
+	// AuthRevisionApplied again and no new Ready (the Broker stayed
+	// available). The push series are operator-wide: other tests' pushes
+	// only add to them.
+	applied, _ := metricValue(t, "fleetmq_operator_auth_pushes_total", map[string]string{"result": "applied"})
+	timed, _ := metricValue(t, "fleetmq_operator_auth_push_duration_seconds", nil)
 	create(t, newUser(ns, "bob", "acme", ""))
 	waitUserReady(t, ns, "bob", metav1.ConditionTrue, mqttv1alpha1.ReasonSynced)
+	if n, _ := metricValue(t, "fleetmq_operator_auth_pushes_total", map[string]string{"result": "applied"}); n < applied+1 {
+		t.Errorf("fleetmq_operator_auth_pushes_total{result=applied} = %v after a push, want at least %v", n, applied+1)
+	}
+	if n, _ := metricValue(t, "fleetmq_operator_auth_push_duration_seconds", nil); n < timed+1 {
+		t.Errorf("fleetmq_operator_auth_push_duration_seconds count = %v after a push, want at least %v", n, timed+1)
+	}
 	waitEvents(t, ns, "Broker", "acme", map[string]int{"AuthRevisionApplied": 2})
 	waitEvents(t, ns, "User", "bob", map[string]int{"Applied": 1})
 	if got := countEvents(t, ns, "Broker", "acme"); got["Ready"] != 1 || got["Pending"] != 0 || got["PodsReady"] != 1 {
