@@ -22,4 +22,8 @@
 //   - acl_controller.go: an ACL's missing Broker.
 //   - pod_resolver.go: how the operator addresses a broker pod's admin API.
 //   - apply.go: server-side apply of every child under one field manager.
+//   - events.go: the Events of Brokers, Users and ACLs, one per transition.
+//   - metrics.go: the operator's fleetmq_operator_* metrics.
+//   - progress.go: pods that cannot start and pushes that keep failing,
+//     against spec.progressDeadlineSeconds.
 package controllers
