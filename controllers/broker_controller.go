@@ -144,14 +144,16 @@ func (r *BrokerReconciler) reconcile(ctx context.Context, b *mqttv1alpha1.Broker
 	if st.pushErr != nil && pushFailureReason(st.pushErr) == mqttv1alpha1.ReasonAdminCertificateUntrusted {
 		r.event(b, corev1.EventTypeWarning, mqttv1alpha1.ReasonAdminCertificateUntrusted, "Auth bundle not sent: %v", st.pushErr)
 	}
-	if err := r.checkProgress(ctx, b, st); err != nil {
-		return ctrl.Result{}, err
-	}
+	// Users' and ACLs' status first: they follow the pushes, whatever
+	// else failed.
 	if err := r.updateObjectStatuses(ctx, b, st); err != nil {
 		return ctrl.Result{}, errors.Join(childErr, err)
 	}
 	if childErr != nil {
 		return ctrl.Result{}, childErr
+	}
+	if err := r.checkProgress(ctx, b, st); err != nil {
+		return ctrl.Result{}, err
 	}
 	res := r.requeue(b, st)
 	// Look again when a certificate falls due.

@@ -102,7 +102,7 @@ func TestPodsNotStarting(t *testing.T) {
 			t.Parallel()
 			ns := newNamespace(t)
 			create(t, newBroker(ns, "acme"))
-			pod := createPod(t, ns, "acme", nil)
+			pod := createStuckPod(t, ns, "acme", nil)
 			setPodStatus(t, pod, corev1.PodStatus{
 				Phase:      corev1.PodPending,
 				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.Now()}},
@@ -153,7 +153,7 @@ func TestUnboundClaimPastDeadline(t *testing.T) {
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: apiresource.MustParse("1Gi")}},
 		},
 	})
-	pod := createPod(t, ns, "acme", []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+	pod := createStuckPod(t, ns, "acme", []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
 	}}})
 	setPodStatus(t, pod, corev1.PodStatus{
@@ -181,7 +181,7 @@ func TestPushFailingPastDeadline(t *testing.T) {
 	b := newBroker(ns, "acme")
 	b.Spec.ProgressDeadlineSeconds = ptr.To[int32](2)
 	create(t, b)
-	pod := createPod(t, ns, "acme", nil)
+	pod := createStuckPod(t, ns, "acme", nil)
 	resolver.set(ns, pod.Name, freeAddr(t)) // nothing listens there
 	setPodStatus(t, pod, corev1.PodStatus{
 		Phase: corev1.PodRunning, PodIP: "127.0.0.5", PodIPs: []corev1.PodIP{{IP: "127.0.0.5"}},
@@ -212,9 +212,9 @@ func TestPushFailingPastDeadline(t *testing.T) {
 
 // ---- helpers ----
 
-// createPod creates the broker's pod <broker>-0 as the StatefulSet would
+// createStuckPod creates the broker's pod <broker>-0 as the StatefulSet would
 // (its template's labels), not ready, with extra volumes.
-func createPod(t testing.TB, ns, broker string, volumes []corev1.Volume) *corev1.Pod {
+func createStuckPod(t testing.TB, ns, broker string, volumes []corev1.Volume) *corev1.Pod {
 	t.Helper()
 	var sts appsv1.StatefulSet
 	eventually(t, waitTimeout, "StatefulSet "+broker, func() (bool, string) {
