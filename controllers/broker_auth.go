@@ -10,8 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -42,21 +40,9 @@ func (r *BrokerReconciler) reconcileAuthBundle(ctx context.Context, b *mqttv1alp
 	if err != nil {
 		return nil, err
 	}
-	secrets := map[string]*corev1.Secret{}
-	for i := range users {
-		name, _ := authsync.PasswordSecret(&users[i])
-		if _, seen := secrets[name]; seen {
-			continue
-		}
-		var s corev1.Secret
-		err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, &s)
-		switch {
-		case err == nil:
-			secrets[name] = &s
-		case apierrors.IsNotFound(err):
-		default:
-			return nil, fmt.Errorf("get Secret %s: %w", name, err)
-		}
+	secrets, err := passwordSecrets(ctx, r.Client, r.APIReader, b.Namespace, users)
+	if err != nil {
+		return nil, err
 	}
 
 	stored, prev, err := r.loadAuthState(ctx, b)

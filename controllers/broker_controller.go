@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -32,8 +33,11 @@ import (
 // in force on every ready broker pod.
 type BrokerReconciler struct {
 	client.Client
-	Scheme   *runtime.Scheme
-	Recorder events.EventRecorder
+	// APIReader reads what the label-filtered cache does not hold: Secrets
+	// (getSecret), PersistentVolumeClaims (progress.go).
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
 	// Options are the builders' defaults (the broker image).
 	Options resource.Options
 	// HashPassword hashes a password for the bundle (authz.HashPassword
@@ -49,13 +53,14 @@ type BrokerReconciler struct {
 	Resolver PodResolver
 	// PushTimeout bounds one push to one pod.
 	PushTimeout time.Duration
-	// APIReader reads what the cache does not hold (PersistentVolumeClaims).
-	APIReader client.Reader
 
 	// backoff holds the consecutive push failures per Broker.
 	backoff sync.Map // types.NamespacedName → int
 	// pushFailingSince holds when each Broker's pushes began to fail.
 	pushFailingSince sync.Map // types.NamespacedName → time.Time
+	// smAbsentUntil (unix nanoseconds) spares a discovery call per
+	// reconcile while the ServiceMonitor CRD is missing.
+	smAbsentUntil atomic.Int64
 }
 
 // RBAC, least privilege: the operator writes only what it renders.
@@ -89,6 +94,9 @@ func (r *BrokerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 
 	orig := b.DeepCopy()
+	if r.reconcilePause(&b) {
+		return ctrl.Result{}, r.patchStatus(ctx, orig, &b)
+	}
 	st := &brokerState{}
 	result, err := r.reconcile(ctx, &b, st)
 	r.setConditions(&b, st, err)
@@ -216,10 +224,10 @@ func (r *BrokerReconciler) checkTLSSecret(ctx context.Context, b *mqttv1alpha1.B
 	if tls == nil {
 		return nil
 	}
-	var s corev1.Secret
-	if err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: tls.SecretName}, &s); err != nil {
+	s, err := getSecret(ctx, r.Client, r.APIReader, b.Namespace, tls.SecretName)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("TLS Secret %s not found (or not labelled %s=true)", tls.SecretName, resource.LabelCredentials)
+			return fmt.Errorf("TLS Secret %s not found", tls.SecretName)
 		}
 		return err
 	}
@@ -246,15 +254,8 @@ func (r *BrokerReconciler) reconcileWorkload(ctx context.Context, b *mqttv1alpha
 			return err
 		}
 	}
-	if sm := resource.ServiceMonitor(b); sm != nil {
-		if r.serviceMonitorInstalled() {
-			if err := apply(ctx, r.Client, r.Scheme, b, sm); err != nil {
-				return err
-			}
-		} else {
-			r.event(b, corev1.EventTypeWarning, "ServiceMonitorUnavailable",
-				"spec.monitoring.serviceMonitor is enabled but the monitoring.coreos.com/v1 ServiceMonitor CRD is not installed")
-		}
+	if err := r.reconcileServiceMonitor(ctx, b); err != nil {
+		return err
 	}
 	var cur appsv1.StatefulSet
 	if err := r.Get(ctx, client.ObjectKeyFromObject(sts), &cur); err != nil {

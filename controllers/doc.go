@@ -17,8 +17,14 @@
 //   - object_status.go: the status of Users and ACLs, written by the Broker
 //     reconciler after a push and by their own reconcilers while the Broker
 //     is missing, through one patch (patchReadyStatus).
-//   - user_controller.go: a User's generated credentials Secret and the
-//     label on a Secret it references.
+//   - broker_pause.go: the pause annotation and the Paused condition.
+//   - broker_servicemonitor.go: the optional ServiceMonitor, applied or
+//     removed.
+//   - secrets.go: reading Secrets users own whatever their labels, and the
+//     metadata-only Secret watch that re-checks who names a Secret.
+//   - user_controller.go: a User's generated credentials Secret (never
+//     taking over one it does not own) and the label on a Secret it
+//     references.
 //   - acl_controller.go: an ACL's missing Broker.
 //   - pod_resolver.go: how the operator addresses a broker pod's admin API.
 //   - apply.go: server-side apply of every child under one field manager.

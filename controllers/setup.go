@@ -10,6 +10,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
@@ -49,6 +50,9 @@ type Config struct {
 	// MaxConcurrentReconciles of the Broker controller (4 when 0): a slow
 	// or unreachable broker does not hold up the others.
 	MaxConcurrentReconciles int
+	// Namespaces the operator watches (all when empty), for the Secret
+	// metadata watch, which has a cache of its own.
+	Namespaces []string
 }
 
 // CacheOptions keeps the operator's memory proportional to fleetmq's
@@ -97,6 +101,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		cfg.MaxConcurrentReconciles = 4
 	}
 	recorder := mgr.GetEventRecorder(resource.FieldManager)
+	secretMeta, err := newSecretMetadataCache(mgr, cfg.Namespaces)
+	if err != nil {
+		return err
+	}
 
 	newAuthClient := cfg.NewAuthClient
 	cfg.NewAuthClient = func(token string, tls *authsync.TLS) authsync.Client {
@@ -112,8 +120,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	toBroker := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: brokerRefOf(o)}}}
 	})
-	err := ctrl.NewControllerManagedBy(mgr).
-		For(&mqttv1alpha1.Broker{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+	err = ctrl.NewControllerManagedBy(mgr).
+		For(&mqttv1alpha1.Broker{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, pausedChanged()))).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
@@ -123,6 +131,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Watches(&mqttv1alpha1.User{}, toBroker, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, markedBrokerNotFound()))).
 		Watches(&mqttv1alpha1.ACL{}, toBroker, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, markedBrokerNotFound()))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(br.secretToBrokers)).
+		WatchesRawSource(secretMetadataSource(secretMeta, br.secretToAllBrokers)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToBroker)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: cfg.MaxConcurrentReconciles}).
 		Complete(br)
@@ -134,8 +143,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	err = ctrl.NewControllerManagedBy(mgr).
 		For(&mqttv1alpha1.User{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&corev1.Secret{}).
+		WatchesRawSource(secretMetadataSource(secretMeta, secretToUsers(mgr.GetClient()))).
 		Watches(&mqttv1alpha1.Broker{}, handler.EnqueueRequestsFromMapFunc(objectsOfBroker(mgr.GetClient(), &mqttv1alpha1.UserList{})),
-			builder.WithPredicates(brokerCreatedOrDeleted())).
+			builder.WithPredicates(predicate.Or(brokerCreatedOrDeleted(), brokerCredentialsChanged()))).
 		Complete(ur)
 	if err != nil {
 		return fmt.Errorf("set up User controller: %w", err)
@@ -159,6 +169,9 @@ const (
 	indexBrokerRef = "spec.brokerRef.name"
 	// indexUserSecret: the Users whose password a Secret holds.
 	indexUserSecret = "passwordSecretName"
+	// indexSecretController: Secrets by the UID of the User controlling
+	// them (the generated credentials Secrets of a User).
+	indexSecretController = "userControllerUID"
 )
 
 func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
@@ -175,6 +188,14 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 		return []string{name}
 	}); err != nil {
 		return fmt.Errorf("index Users by Secret: %w", err)
+	}
+	if err := idx.IndexField(ctx, &corev1.Secret{}, indexSecretController, func(o client.Object) []string {
+		if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "User" && ref.APIVersion == mqttv1alpha1.GroupVersion.String() {
+			return []string{string(ref.UID)}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index Secrets by User: %w", err)
 	}
 	return nil
 }
@@ -244,18 +265,23 @@ func objectsOfBroker(c client.Client, list client.ObjectList) handler.MapFunc {
 // reconciler read a stale cache), the Broker reconciler must run again to
 // put the truth back.
 func markedBrokerNotFound() predicate.Predicate {
+	return updatesWhere(func(e event.UpdateEvent) bool {
+		s, ok := statusOf(e.ObjectNew)
+		if !ok {
+			return false
+		}
+		c := meta.FindStatusCondition(*s.conditions, mqttv1alpha1.ConditionReady)
+		return c != nil && c.Reason == mqttv1alpha1.ReasonBrokerNotFound
+	})
+}
+
+// updatesWhere passes only the updates that pass f.
+func updatesWhere(f func(event.UpdateEvent) bool) predicate.Predicate {
 	return predicate.Funcs{
 		CreateFunc:  func(event.CreateEvent) bool { return false },
 		DeleteFunc:  func(event.DeleteEvent) bool { return false },
 		GenericFunc: func(event.GenericEvent) bool { return false },
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			s, ok := statusOf(e.ObjectNew)
-			if !ok {
-				return false
-			}
-			c := meta.FindStatusCondition(*s.conditions, mqttv1alpha1.ConditionReady)
-			return c != nil && c.Reason == mqttv1alpha1.ReasonBrokerNotFound
-		},
+		UpdateFunc:  f,
 	}
 }
 

@@ -110,7 +110,9 @@ func runSuite(m *testing.M) int {
 	defer os.RemoveAll(tmpDir)
 
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		// testdata/crds: a stand-in for the Prometheus Operator's
+		// ServiceMonitor CRD, so the operator's ServiceMonitor handling runs.
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases"), filepath.Join("testdata", "crds")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}

@@ -148,7 +148,7 @@ func TestUserPasswordSecret(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
 	create(t, newBroker(ns, "acme"))
-	// Not labelled: the operator labels it so its cache sees rotations.
+	// Not labelled: the operator labels it so its cache holds it.
 	pw := passwordSecret(ns, "bob-pw", "first-password", false)
 	create(t, pw)
 	create(t, newUser(ns, "bob", "acme", "bob-pw"))
@@ -211,31 +211,6 @@ func TestUserPasswordSecret(t *testing.T) {
 	if msg := d.Status.Conditions[0].Message; !strings.Contains(msg, `"nope"`) {
 		t.Errorf("missing-key message %q does not name the key", msg)
 	}
-}
-
-// A referenced Secret created later without the credentials label is
-// outside the operator's cache: the User's periodic recheck finds it,
-// labels it, and the Broker picks it up. That takes up to the recheck
-// interval (5 s), so this test is skipped in -short mode.
-func TestUserUnlabelledSecretCreatedLater(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for the 5 s Secret recheck")
-	}
-	t.Parallel()
-	ns := newNamespace(t)
-	create(t, newBroker(ns, "acme"))
-	create(t, newUser(ns, "erin", "acme", "erin-pw"))
-	waitUserReady(t, ns, "erin", metav1.ConditionFalse, mqttv1alpha1.ReasonSecretNotFound)
-	start := time.Now()
-	create(t, passwordSecret(ns, "erin-pw", "erins-password", false))
-	u := &mqttv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "erin"}}
-	eventually(t, 45*time.Second, "erin Pending once the Secret is found", func() (bool, string) {
-		get(t, u)
-		return hasCond(u.Status.Conditions, mqttv1alpha1.ConditionReady, metav1.ConditionFalse, mqttv1alpha1.ReasonPending, u.Generation),
-			condState(u.Status.Conditions)
-	})
-	waitBundle(t, ns, "acme", "contains erin", func(b *authz.Bundle) bool { return bundleUser(b, "erin") != nil })
-	t.Logf("unlabelled Secret created later: User fixed after %v", time.Since(start).Round(100*time.Millisecond))
 }
 
 // Deleting a User takes it out of the bundle, in a new revision.

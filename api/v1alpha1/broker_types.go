@@ -9,6 +9,7 @@ import (
 )
 
 // BrokerSpec is the desired state of one MQTT broker of one tenant.
+// +kubebuilder:validation:XValidation:rule="has(self.persistence) == has(oldSelf.persistence)",message="persistence cannot be added or removed after creation: the StatefulSet's volumeClaimTemplates are immutable; create a new Broker instead"
 type BrokerSpec struct {
 	// image is the broker container image. Defaults to the operator's
 	// --broker-image.
@@ -127,6 +128,7 @@ type MQTTListener struct {
 	// +kubebuilder:default=1883
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:validation:XValidation:rule="self != 8081",message="listeners.mqtt.port must differ from the admin port 8081"
 	Port int32 `json:"port,omitempty"`
 }
 
@@ -138,6 +140,7 @@ type TLSListener struct {
 	// +kubebuilder:default=8883
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:validation:XValidation:rule="self != 8081",message="listeners.tls.port must differ from the admin port 8081"
 	Port int32 `json:"port,omitempty"`
 
 	// secretName is a Secret in the Broker's namespace with tls.crt, tls.key
@@ -165,6 +168,7 @@ type WebSocketListener struct {
 	// +kubebuilder:default=8080
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:validation:XValidation:rule="self != 8081",message="listeners.websocket.port must differ from the admin port 8081"
 	Port int32 `json:"port,omitempty"`
 
 	// path of the WebSocket endpoint.
@@ -193,14 +197,16 @@ type ServiceSpec struct {
 }
 
 // PersistenceSpec asks for a PersistentVolumeClaim per broker pod.
+// +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="persistence.storageClassName is immutable: the StatefulSet's volumeClaimTemplates cannot change"
 type PersistenceSpec struct {
 	// storageClassName of the claim; absent uses the cluster default.
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
 
-	// size of the claim.
+	// size of the claim. Immutable.
 	// +optional
 	// +kubebuilder:default="1Gi"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="persistence.size is immutable: the StatefulSet's volumeClaimTemplates cannot change; resize the PersistentVolumeClaim itself"
 	Size resource.Quantity `json:"size,omitempty"`
 }
 
@@ -425,7 +431,7 @@ type BrokerStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Available, AuthSynced.
+	// conditions: Ready, Available, AuthSynced, and Paused while paused.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

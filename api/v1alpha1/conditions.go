@@ -73,3 +73,34 @@ const (
 	// refuse it (the message names the field).
 	ReasonInvalid = "Invalid"
 )
+
+// Pausing reconciliation: AnnotationPaused "true" on a Broker stops the
+// operator from changing its children (and its Users' credentials
+// Secrets) and from pushing auth bundles, until the annotation goes.
+const (
+	// AnnotationPaused is the annotation that pauses a Broker.
+	AnnotationPaused = "mqtt.fleetmq.io/paused"
+	// ConditionPaused is True while the Broker is paused; it is removed
+	// when reconciliation resumes.
+	ConditionPaused = "Paused"
+	// ReasonPaused: AnnotationPaused is "true".
+	ReasonPaused = "Paused"
+)
+
+// IsPaused reports whether obj carries AnnotationPaused "true".
+func IsPaused(obj interface{ GetAnnotations() map[string]string }) bool {
+	return obj.GetAnnotations()[AnnotationPaused] == "true"
+}
+
+// The generated credentials Secret (User): condition CredentialsSecret is
+// False with ReasonCredentialsSecretConflict while a Secret of that name
+// exists that the User does not own (the operator never overwrites it),
+// and True once that is resolved; absent when there never was a conflict.
+const (
+	ConditionCredentialsSecret = "CredentialsSecret"
+	// ReasonCredentialsSecretConflict: the Secret exists and is not owned
+	// by the User.
+	ReasonCredentialsSecretConflict = "CredentialsSecretConflict"
+	// ReasonCredentialsSecretReady: the Secret is generated and current.
+	ReasonCredentialsSecretReady = "CredentialsSecretReady"
+)

@@ -15,7 +15,7 @@ type BrokerReference struct {
 }
 
 // The credentials Secret: for a User without spec.passwordSecretRef the
-// operator generates a Secret named CredentialsSecretName(user), owned by
+// operator generates a Secret named GeneratedSecretName(user), owned by
 // the User, with what an application needs to connect to the Broker's
 // plain MQTT listener under these keys. Applications and GitOps tooling
 // read it, so its name and keys are API.
@@ -36,11 +36,47 @@ const (
 	// CredentialsWebSocketURLKey holds the ws:// URL of the WebSocket
 	// listener, when the Broker has listeners.websocket.
 	CredentialsWebSocketURLKey = "websocketURL"
+	// CredentialsURIKey holds mqtt://host:port (mqtts:// and the TLS port
+	// when the Broker has no plain MQTT listener but a TLS one).
+	CredentialsURIKey = "uri"
+	// CredentialsTypeKey and CredentialsProviderKey are the Service
+	// Binding for Kubernetes keys: always "mqtt" and "fleetmq".
+	CredentialsTypeKey     = "type"
+	CredentialsProviderKey = "provider"
 )
 
-// CredentialsSecretName is the name of the credentials Secret the
+// CredentialsSecretName is the default name of the credentials Secret the
 // operator generates for the User named user: <user>-mqtt-credentials.
 func CredentialsSecretName(user string) string { return user + "-mqtt-credentials" }
+
+// GeneratedSecretName is the name of the credentials Secret the operator
+// generates for u: spec.credentialsSecret.name, or
+// CredentialsSecretName(u.Name) when that is empty.
+func GeneratedSecretName(u *User) string {
+	if t := u.Spec.CredentialsSecret; t != nil && t.Name != "" {
+		return t.Name
+	}
+	return CredentialsSecretName(u.Name)
+}
+
+// CredentialsSecretTemplate shapes the credentials Secret the operator
+// generates for a User without spec.passwordSecretRef.
+type CredentialsSecretTemplate struct {
+	// name of the Secret. Defaults to <user>-mqtt-credentials. Changing it
+	// moves the Secret: the new one keeps the password, the old one is
+	// deleted.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name,omitempty"`
+	// labels added to the Secret (the operator's own labels win).
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// annotations added to the Secret.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
 
 // SecretKeyReference names a key of a Secret in the same namespace.
 type SecretKeyReference struct {
@@ -57,6 +93,7 @@ type SecretKeyReference struct {
 }
 
 // UserSpec is an MQTT principal on one Broker.
+// +kubebuilder:validation:XValidation:rule="!has(self.passwordSecretRef) || !has(self.credentialsSecret)",message="credentialsSecret shapes the generated Secret: it cannot be set with passwordSecretRef"
 // +kubebuilder:validation:XValidation:rule="has(self.username) == has(oldSelf.username) && (!has(self.username) || self.username == oldSelf.username)",message="username is immutable: create a new User instead"
 type UserSpec struct {
 	// brokerRef is the Broker, in this namespace, the user belongs to.
@@ -73,9 +110,15 @@ type UserSpec struct {
 
 	// passwordSecretRef takes the password from a Secret. Absent: the
 	// operator generates one into the Secret <user>-mqtt-credentials (keys
-	// username, password, host, port), owned by this User.
+	// username, password, host, port, uri, type, provider), owned by this
+	// User.
 	// +optional
 	PasswordSecretRef *SecretKeyReference `json:"passwordSecretRef,omitempty"`
+
+	// credentialsSecret shapes the Secret generated when
+	// passwordSecretRef is absent: its name, labels and annotations.
+	// +optional
+	CredentialsSecret *CredentialsSecretTemplate `json:"credentialsSecret,omitempty"`
 
 	// groups the user belongs to, for ACL subjects.
 	// +optional
@@ -155,7 +198,7 @@ type UserStatus struct {
 	// observedGeneration is the generation the status was computed for.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions: Ready.
+	// conditions: Ready, and CredentialsSecret for a generated Secret.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,6 +102,7 @@ func run(args []string) error {
 	if err := controllers.Setup(ctx, mgr, controllers.Config{
 		BrokerImage: *brokerImage, HashIterations: *iterations, PushTimeout: *pushTimeout,
 		OperatorNamespace: *operatorNamespace,
+		Namespaces:        slices.Collect(maps.Keys(cacheOpts.DefaultNamespaces)),
 	}); err != nil {
 		return err
 	}

@@ -17,8 +17,10 @@
 --                ProgressDeadlineExceeded (pods that cannot start, or
 --                pushes that keep failing, past the Broker's
 --                spec.progressDeadlineSeconds: the operator keeps a
---                single failed push transient)
+--                single failed push transient), CredentialsSecretConflict
 --   Healthy      Ready is True for the current generation
+--   Suspended    the object carries mqtt.fleetmq.io/paused: "true" (the
+--                operator leaves it alone until the annotation goes)
 local failures = {
   ReconcileFailed = true,
   BrokerNotFound = true,
@@ -28,9 +30,17 @@ local failures = {
   TLSSecretNotFound = true,
   AdminCertificateUntrusted = true,
   ProgressDeadlineExceeded = true,
+  CredentialsSecretConflict = true,
 }
 
 local hs = {}
+if obj.metadata ~= nil and obj.metadata.annotations ~= nil and
+    obj.metadata.annotations["mqtt.fleetmq.io/paused"] == "true" then
+  hs.status = "Suspended"
+  hs.message = "Reconciliation paused by annotation mqtt.fleetmq.io/paused"
+  return hs
+end
+
 local generation = 0
 if obj.metadata ~= nil and obj.metadata.generation ~= nil then
   generation = obj.metadata.generation

@@ -41,9 +41,11 @@ var kinds = []string{"Broker", "User", "ACL"}
 // Ready is False. A new reason constant fails TestEveryReasonIsClassified
 // until it is added here (and, for a failure, to health.lua).
 var (
-	failureReasons   = []string{"ReconcileFailed", "BrokerNotFound", "SecretNotFound", "UsernameConflict", "Invalid", "TLSSecretNotFound", "AdminCertificateUntrusted", "ProgressDeadlineExceeded"}
+	failureReasons   = []string{"ReconcileFailed", "BrokerNotFound", "SecretNotFound", "UsernameConflict", "Invalid", "TLSSecretNotFound", "AdminCertificateUntrusted", "ProgressDeadlineExceeded", "CredentialsSecretConflict"}
 	transientReasons = []string{"Pending", "PodsNotReady", "NoReadyPods", "PodsNotStarting", "PushFailed"}
-	successReasons   = []string{"Reconciled", "PodsReady", "Synced"} // only with status True
+	// only with status True; Paused is the reason of the True Paused
+	// condition (the script reads the annotation: Suspended)
+	successReasons = []string{"Reconciled", "PodsReady", "Synced", "CredentialsSecretReady", "Paused"}
 )
 
 type healthStatus struct {

@@ -30,7 +30,7 @@ func PasswordSecret(u *v1alpha1.User) (name, key string) {
 	if ref := u.Spec.PasswordSecretRef; ref != nil {
 		return ref.Name, cmp.Or(ref.Key, v1alpha1.CredentialsPasswordKey)
 	}
-	return v1alpha1.CredentialsSecretName(u.Name), v1alpha1.CredentialsPasswordKey
+	return v1alpha1.GeneratedSecretName(u), v1alpha1.CredentialsPasswordKey
 }
 
 // maxMessageLen bounds ObjectStatus.Message (it ends up in a condition).

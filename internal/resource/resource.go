@@ -47,10 +47,11 @@ const (
 
 // Values of the standard labels.
 const (
-	appName          = "fleetmq"
-	managedBy        = FieldManager
-	componentBroker  = "broker"
-	componentUserCrd = "user-credentials"
+	appName         = "fleetmq"
+	managedBy       = FieldManager
+	componentBroker = "broker"
+	// ComponentUserCredentials labels the credentials Secrets generated for Users.
+	ComponentUserCredentials = "user-credentials"
 )
 
 // Ports and names of the broker container.
