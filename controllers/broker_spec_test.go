@@ -107,6 +107,7 @@ func TestUserValidationCredentialsSecret(t *testing.T) {
 // Disabling the ServiceMonitor deletes the one the operator made.
 func TestServiceMonitorDisabled(t *testing.T) {
 	t.Parallel()
+	installServiceMonitorCRD(t)
 	ns := newNamespace(t)
 	b := newBroker(ns, "acme")
 	b.Spec.Monitoring.ServiceMonitor = &mqttv1alpha1.ServiceMonitorSpec{Enabled: true}

@@ -110,9 +110,7 @@ func runSuite(m *testing.M) int {
 	defer os.RemoveAll(tmpDir)
 
 	env := &envtest.Environment{
-		// testdata/crds: a stand-in for the Prometheus Operator's
-		// ServiceMonitor CRD, so the operator's ServiceMonitor handling runs.
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases"), filepath.Join("testdata", "crds")},
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
