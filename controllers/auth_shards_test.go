@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -109,7 +111,13 @@ func TestAuthSecretUpgrade(t *testing.T) {
 		resource.AuthFile:     []byte(`{"apiVersion":"authz.fleetmq.io/v1","revision":41,"users":[],"rules":[]}`),
 		resource.AuthStateKey: []byte(`{"revision":41,"hash":"from-the-old-release"}`),
 	}
-	if err := k8s.Patch(ctx, legacy, client.Apply, client.FieldOwner(resource.FieldManager), client.ForceOwnership); err != nil {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(resource.FieldManager), client.ForceOwnership); err != nil {
 		t.Fatalf("apply the old layout: %v", err)
 	}
 	create(t, br)
