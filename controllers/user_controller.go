@@ -178,8 +178,12 @@ func (r *UserReconciler) event(obj runtime.Object, eventType, reason, format str
 // ensureSecretLabelled adds the credentials label to a Secret a User
 // references, so the operator's label-filtered cache sees it rotate. A
 // missing Secret is no error: the Secret metadata watch announces it.
+// It reads past the cache: right after the label is removed the filtered
+// cache may still hold the labelled copy, and once it drops it nothing
+// would call this again.
 func ensureSecretLabelled(ctx context.Context, c client.Client, reader client.Reader, namespace, name string) error {
-	s, err := getSecret(ctx, c, reader, namespace, name)
+	s := &corev1.Secret{}
+	err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, s)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
