@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/fleetmq/fleetmq/broker/cluster"
 	"github.com/fleetmq/fleetmq/broker/store"
 )
 
@@ -215,6 +216,10 @@ type Options struct {
 	// SessionTakeover is what a CONNECT gets for a client id whose session
 	// belongs to another user (see SessionTakeover); "" is refuse.
 	SessionTakeover SessionTakeover
+	// Cluster makes the broker one node of a cluster sharing one topic
+	// space with the others (broker/cluster); nil runs it alone, with no
+	// NATS in any path.
+	Cluster *cluster.Config
 }
 
 // SessionTakeover says what happens when a client connects with a client

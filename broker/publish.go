@@ -103,7 +103,9 @@ func (c *client) handlePublish(flags byte, body []byte) error {
 	persisted = persisted || r.persisted
 
 	code := packets.Success
-	if n == 0 && c.version == packets.V5 {
+	// In a cluster the other nodes' sessions are unknown here: a message
+	// no local session took may still reach some.
+	if n == 0 && c.version == packets.V5 && s.cluster == nil {
 		code = packets.NoMatchingSubscribers
 	}
 	if p.QoS == 0 {

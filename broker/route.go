@@ -28,6 +28,9 @@ type routed struct {
 	// retainDone is set once retain ran: handlePublish retains before
 	// routing, to refuse a message over the retained quota.
 	retainDone bool
+	// remote is set for a message another cluster node published: it is
+	// routed to local sessions only (clustering.go).
+	remote bool
 }
 
 // message returns the kept copy, making it on first use.
@@ -102,6 +105,7 @@ func (s *Server) route(r *routed) int {
 	sc.targets = targets[:0]
 	sc.ids = sc.ids[:0]
 	matchPool.Put(sc)
+	s.forward(r)
 	return n
 }
 
@@ -180,7 +184,7 @@ func (s *Server) retain(r *routed) bool {
 	// messages are not stored.
 	s.retainMu.Lock()
 	defer s.retainMu.Unlock()
-	durable := s.store != nil && r.origin != nil
+	durable := s.store != nil && (r.origin != nil || r.remote)
 	if len(r.pub.Payload) == 0 {
 		if durable {
 			r.persisted = true
@@ -210,14 +214,19 @@ func (s *Server) retain(r *routed) bool {
 // publishMessage routes a message the broker itself originates (wills,
 // $SYS) through the same path as a client's.
 func (s *Server) publishMessage(origin *clientState, m *outbox.Message, now time.Time) int {
-	r := routed{
+	r := routedOf(m, origin, now)
+	return s.route(&r)
+}
+
+// routedOf routes a message the broker already keeps.
+func routedOf(m *outbox.Message, origin *clientState, now time.Time) routed {
+	return routed{
 		pub:    packets.Publish{QoS: m.QoS, Retain: m.Retain, Topic: bytesOf(m.Topic), Payload: m.Payload, Props: m.Props},
 		topic:  bytesOf(m.Topic),
 		origin: origin,
 		now:    now,
 		msg:    m,
 	}
-	return s.route(&r)
 }
 
 // levels counts topic levels.

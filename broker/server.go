@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetmq/fleetmq/broker/cluster"
 	"github.com/fleetmq/fleetmq/broker/outbox"
 	"github.com/fleetmq/fleetmq/broker/packets"
 	"github.com/fleetmq/fleetmq/broker/store"
@@ -36,10 +37,14 @@ type Server struct {
 	log     *slog.Logger
 	started time.Time
 
-	auth     atomic.Pointer[authBox]
-	index    *topic.Index[*clientState]
-	retained *topic.Retained[*outbox.Message]
-	stats    Stats
+	auth  atomic.Pointer[authBox]
+	index *topic.Index[*clientState]
+	// cluster is this broker's node in its cluster; nil when it runs alone
+	// (Options.Cluster).
+	cluster     *cluster.Node
+	clusterOnce sync.Once
+	retained    *topic.Retained[*outbox.Message]
+	stats       Stats
 
 	store     store.Store // nil: in memory only
 	storeOnce sync.Once
@@ -114,6 +119,11 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.auth.Store(&authBox{a})
+	if opts.Cluster != nil {
+		if err := s.startCluster(*opts.Cluster); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+	}
 	if opts.Store != nil {
 		// Keys are a client id plus a topic or filter; bbolt bounds keys.
 		if n := s.lim.MaxClientIDLength + s.lim.MaxTopicLength + 16; n > store.MaxKeySize {
@@ -247,8 +257,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.leaveCluster()
 		return s.closeStore()
 	case <-ctx.Done():
+		defer s.leaveCluster()
 		for _, c := range clients {
 			c.conn.Close()
 		}

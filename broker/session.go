@@ -89,7 +89,7 @@ func (st *clientState) endLocked() *outbox.Message {
 	}
 	st.ended = true
 	for _, ref := range st.subs {
-		st.srv.index.Unsubscribe(st, ref.group, ref.filter)
+		st.srv.indexUnsubscribe(st, ref.group, ref.filter)
 	}
 	st.subs = nil
 	st.queue.Clear()
@@ -115,6 +115,9 @@ func (st *clientState) endLocked() *outbox.Message {
 // subscribeLocked records a subscription in the session and the index.
 func (st *clientState) subscribeLocked(key string, sub topic.Subscription) (existed bool) {
 	existed = st.srv.index.Subscribe(st, sub)
+	if !existed {
+		st.srv.clusterInterest(sub.Filter, true)
+	}
 	st.subs[key] = subRef{group: sub.Group, filter: sub.Filter}
 	st.journal.saveSub(key, sub)
 	return existed
@@ -127,7 +130,7 @@ func (st *clientState) unsubscribeLocked(key string) bool {
 	if !ok {
 		return false
 	}
-	st.srv.index.Unsubscribe(st, ref.group, ref.filter)
+	st.srv.indexUnsubscribe(st, ref.group, ref.filter)
 	delete(st.subs, key)
 	st.journal.deleteSub(key)
 	return true

@@ -51,6 +51,50 @@ type Config struct {
 	// another user owns: refuse (default) or discard (the old session ends
 	// and the newcomer starts a fresh one).
 	SessionTakeover broker.SessionTakeover `json:"sessionTakeover,omitempty"`
+	// Cluster makes this broker one node of a cluster sharing one topic
+	// space; absent, it runs alone.
+	Cluster *Cluster `json:"cluster,omitempty"`
+}
+
+// Cluster places the broker in a cluster of brokers (broker/cluster).
+type Cluster struct {
+	// Name is the cluster's name, the same on every node (the Broker's).
+	Name string `json:"name"`
+	// NodeName is this node's name, unique in the cluster; default the
+	// host name, which is the pod name in a StatefulSet.
+	NodeName string `json:"nodeName,omitempty"`
+	// Listen is the route listener's address (default ":6222").
+	Listen string `json:"listen,omitempty"`
+	// Peers are the route addresses of every node, this one's included
+	// or not (host:port; DNS names resolve at each connection attempt).
+	Peers []string `json:"peers"`
+	// CredentialsFile holds "username:password", the routes' credentials
+	// both ways (a mounted Secret).
+	CredentialsFile string `json:"credentialsFile"`
+}
+
+// DefaultClusterListen is the route listener's default address.
+const DefaultClusterListen = ":6222"
+
+func (c *Cluster) validate() []error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("cluster.name: required"))
+	}
+	if c.CredentialsFile == "" {
+		errs = append(errs, errors.New("cluster.credentialsFile: required, so that nothing without the credentials can join"))
+	}
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("cluster.listen %q: %w", c.Listen, err))
+		}
+	}
+	for _, p := range c.Peers {
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			errs = append(errs, fmt.Errorf("cluster.peers %q: %w", p, err))
+		}
+	}
+	return errs
 }
 
 // Listeners are the broker's network endpoints.
@@ -231,6 +275,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.SessionTakeover.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Cluster != nil {
+		errs = append(errs, c.Cluster.validate()...)
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -113,15 +113,21 @@ type brokerProc struct {
 	t         *testing.T
 	bin       string
 	addr, dir string
-	cmd       *exec.Cmd
-	mu        sync.Mutex
-	out       bytes.Buffer
+	// args replace the default flags (an in-memory-less broker on addr).
+	args []string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
 }
 
 func (b *brokerProc) start() {
 	b.t.Helper()
-	cmd := exec.Command(b.bin, "--mqtt-addr", b.addr, "--admin-addr", "", "--allow-anonymous",
-		"--data-dir", b.dir, "--log-level", "warn", "--log-format", "text")
+	args := b.args
+	if args == nil {
+		args = []string{"--mqtt-addr", b.addr, "--admin-addr", "", "--allow-anonymous",
+			"--data-dir", b.dir, "--log-level", "warn", "--log-format", "text"}
+	}
+	cmd := exec.Command(b.bin, args...)
 	cmd.Stdout, cmd.Stderr = b, b
 	if err := cmd.Start(); err != nil {
 		b.t.Fatalf("start broker: %v", err)

@@ -180,7 +180,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 				"dir", cfg.DataDir, "writes", s.Replayed, "tornBytesDropped", s.TornBytes)
 		}
 	}
+	clusterCfg, err := clusterConfig(cfg.Cluster, log)
+	if err != nil {
+		if st != nil {
+			st.Close()
+		}
+		return usageError{err}
+	}
 	srv, err := broker.New(broker.Options{
+		Cluster:             clusterCfg,
 		Limits:              cfg.Limits,
 		AllowAnonymous:      cfg.AllowAnonymous,
 		SysInterval:         cfg.SysInterval.Duration,
