@@ -78,7 +78,7 @@ func (s *Server) ClusterPeers() []string {
 	return s.cluster.Peers()
 }
 
-// ClusterMeshed reports whether the node reaches the others nodes of its
+// ClusterMeshed reports whether the node reaches the other nodes of its
 // cluster, all but itself, with their interest known (cluster.Node.Meshed);
 // true when the broker is not clustered.
 func (s *Server) ClusterMeshed(others int) bool {
