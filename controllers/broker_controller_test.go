@@ -97,7 +97,7 @@ func TestBrokerChildrenAndStatus(t *testing.T) {
 	// A spec change is observed: the new generation shows in status and
 	// every condition, and the ConfigMap follows.
 	update(t, b, func(b *mqttv1alpha1.Broker) {
-		b.Spec.LogLevel = "debug"
+		b.Spec.LogLevel = mqttv1alpha1.LogLevelDebug
 		b.Spec.SessionTakeover = "Discard"
 		b.Spec.Limits.MaxSubscriptionsPerClient = ptr.To[int32](5)
 	})
@@ -174,7 +174,7 @@ func TestValidation(t *testing.T) {
 	}, {
 		name: "acl unknown action",
 		obj:  rule(func(r *mqttv1alpha1.ACLRule) { r.Actions = []mqttv1alpha1.ACLAction{"delete"} }),
-		want: []string{"spec.rules[0].actions[0]", `Unsupported value: "delete"`, `"publish", "subscribe"`},
+		want: []string{"spec.rules[0].actions[0]", `Unsupported value: "delete"`, `"Publish", "Subscribe"`},
 	}, {
 		name: "acl unknown effect",
 		obj:  rule(func(r *mqttv1alpha1.ACLRule) { r.Effect = "maybe" }),

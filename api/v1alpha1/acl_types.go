@@ -4,25 +4,26 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// ACLAction is what a rule permits or denies.
-// +kubebuilder:validation:Enum=publish;subscribe
+// ACLAction is what a rule permits or denies. Enum values are PascalCase
+// throughout the API, as Kubernetes' own are.
+// +kubebuilder:validation:Enum=Publish;Subscribe
 type ACLAction string
 
 // Actions.
 const (
-	ActionPublish   ACLAction = "publish"
-	ActionSubscribe ACLAction = "subscribe"
+	ActionPublish   ACLAction = "Publish"
+	ActionSubscribe ACLAction = "Subscribe"
 )
 
-// ACLEffect is allow or deny. A request is allowed when some allow rule
+// ACLEffect is Allow or Deny. A request is allowed when some allow rule
 // matches and no deny rule matches, whatever ACL they come from.
-// +kubebuilder:validation:Enum=allow;deny
+// +kubebuilder:validation:Enum=Allow;Deny
 type ACLEffect string
 
 // Effects.
 const (
-	EffectAllow ACLEffect = "allow"
-	EffectDeny  ACLEffect = "deny"
+	EffectAllow ACLEffect = "Allow"
+	EffectDeny  ACLEffect = "Deny"
 )
 
 // ACLSubjects are who a rule applies to: any user listed, any member of a
@@ -76,7 +77,7 @@ type ACLRule struct {
 
 	// effect of the rule.
 	// +optional
-	// +kubebuilder:default=allow
+	// +kubebuilder:default=Allow
 	Effect ACLEffect `json:"effect,omitempty"`
 }
 

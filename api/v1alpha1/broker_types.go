@@ -89,10 +89,21 @@ type BrokerSpec struct {
 
 	// logLevel of the broker.
 	// +optional
-	// +kubebuilder:default=info
-	// +kubebuilder:validation:Enum=debug;info;warn;error
-	LogLevel string `json:"logLevel,omitempty"`
+	// +kubebuilder:default=Info
+	LogLevel LogLevel `json:"logLevel,omitempty"`
 }
+
+// LogLevel is how much the broker logs.
+// +kubebuilder:validation:Enum=Debug;Info;Warn;Error
+type LogLevel string
+
+// Log levels.
+const (
+	LogLevelDebug LogLevel = "Debug"
+	LogLevelInfo  LogLevel = "Info"
+	LogLevelWarn  LogLevel = "Warn"
+	LogLevelError LogLevel = "Error"
+)
 
 // Listeners are the broker's client endpoints.
 // +kubebuilder:validation:XValidation:rule="!has(self.tls) || self.tls.port != self.mqtt.port",message="listeners.tls.port must differ from listeners.mqtt.port"

@@ -36,7 +36,7 @@ func TestReferenceContent(t *testing.T) {
 		"## Broker v1alpha1", "## User v1alpha1", "## ACL v1alpha1",
 		"| `spec.listeners.tls.secretName` | string |",
 		"| `spec.brokerRef.name` | string |",
-		"| `spec.rules[].effect` | string | `\"allow\"` | one of `\"allow\"`, `\"deny\"` |",
+		"| `spec.rules[].effect` | string | `\"Allow\"` | one of `\"Allow\"`, `\"Deny\"` |",
 		"replicas must be 1",
 		"username is immutable",
 	} {

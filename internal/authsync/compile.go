@@ -313,13 +313,15 @@ func compileACLs(in Input, res *Result) ([]authz.Rule, []contribution) {
 	return rules, contribs
 }
 
-// toRule maps an ACL rule to a bundle rule; effect defaults to allow.
+// toRule maps an ACL rule to a bundle rule; effect defaults to allow. The
+// API's enums are PascalCase (Publish, Allow), the bundle's lower case:
+// the bundle is the broker's own format and keeps its spelling.
 func toRule(r v1alpha1.ACLRule) authz.Rule {
 	actions := make([]authz.Action, len(r.Actions))
 	for i, a := range r.Actions {
-		actions[i] = authz.Action(a)
+		actions[i] = authz.Action(strings.ToLower(string(a)))
 	}
-	effect := authz.Effect(r.Effect)
+	effect := authz.Effect(strings.ToLower(string(r.Effect)))
 	if effect == "" {
 		effect = authz.EffectAllow
 	}

@@ -23,7 +23,8 @@ import (
 // BrokerConfig is the broker configuration file rendered from the Broker.
 // Everything the broker needs is here; the container gets only --config.
 func BrokerConfig(b *v1alpha1.Broker) config.Config {
-	level := b.Spec.LogLevel
+	// The broker's config file spells levels in lower case.
+	level := strings.ToLower(string(b.Spec.LogLevel))
 	if level == "" {
 		level = "info"
 	}

@@ -55,7 +55,7 @@ func TestConfigMap(t *testing.T) {
 			broker: newBroker(withTLS, withWebSocket, func(b *v1alpha1.Broker) {
 				b.Spec.Listeners.MQTT.Port = 11883
 				b.Spec.AllowAnonymous = true
-				b.Spec.LogLevel = "debug"
+				b.Spec.LogLevel = v1alpha1.LogLevelDebug
 				b.Spec.Persistence = &v1alpha1.PersistenceSpec{}
 				b.Spec.Limits = v1alpha1.BrokerLimits{
 					MaxConnections:          ptr.To[int32](500),
@@ -239,13 +239,13 @@ func TestConfigHash(t *testing.T) {
 	}{
 		{"limits.maxConnections", func(b *v1alpha1.Broker) { b.Spec.Limits.MaxConnections = ptr.To[int32](10) }, true},
 		{"limits.maxInflight", func(b *v1alpha1.Broker) { b.Spec.Limits.MaxInflight = ptr.To[int32](10) }, true},
-		{"logLevel", func(b *v1alpha1.Broker) { b.Spec.LogLevel = "warn" }, true},
+		{"logLevel", func(b *v1alpha1.Broker) { b.Spec.LogLevel = v1alpha1.LogLevelWarn }, true},
 		{"allowAnonymous", func(b *v1alpha1.Broker) { b.Spec.AllowAnonymous = true }, true},
 		{"listeners.mqtt.port", func(b *v1alpha1.Broker) { b.Spec.Listeners.MQTT.Port = 1884 }, true},
 		{"listeners.tls", withTLS, true},
 		{"listeners.websocket", withWebSocket, true},
 		{"listeners.websocket.path", func(b *v1alpha1.Broker) { b.Spec.Listeners.WebSocket = &v1alpha1.WebSocketListener{Path: "/ws"} }, true},
-		{"logLevel info is the default", func(b *v1alpha1.Broker) { b.Spec.LogLevel = "info" }, false},
+		{"logLevel info is the default", func(b *v1alpha1.Broker) { b.Spec.LogLevel = v1alpha1.LogLevelInfo }, false},
 		{"listeners.mqtt.port 1883 is the default", func(b *v1alpha1.Broker) { b.Spec.Listeners.MQTT.Port = 1883 }, false},
 		{"pod.labels", func(b *v1alpha1.Broker) { b.Spec.Pod.Labels = map[string]string{"team": "iot"} }, false},
 		{"pod.annotations", func(b *v1alpha1.Broker) { b.Spec.Pod.Annotations = map[string]string{"a": "b"} }, false},
