@@ -89,7 +89,7 @@ func TestBrokerValidationCEL(t *testing.T) {
 		})
 	}
 	// What can change still does.
-	update(t, withPVC, func(b *mqttv1alpha1.Broker) { b.Spec.LogLevel = "debug" })
+	update(t, withPVC, func(b *mqttv1alpha1.Broker) { b.Spec.LogLevel = mqttv1alpha1.LogLevelDebug })
 }
 
 // The user-facing template cannot be combined with a referenced Secret.
