@@ -102,6 +102,12 @@ func TestPodsNotStarting(t *testing.T) {
 			t.Parallel()
 			ns := newNamespace(t)
 			create(t, newBroker(ns, "acme"))
+			// The first pass, before any pod, reports PodsNotReady; then the
+			// pod comes. (Created sooner, the first report could already be
+			// PodsNotStarting, and the Events below would differ.)
+			waitBroker(t, ns, "acme", "PodsNotReady", func(b *mqttv1alpha1.Broker) bool {
+				return hasCond(b.Status.Conditions, mqttv1alpha1.ConditionReady, metav1.ConditionFalse, mqttv1alpha1.ReasonPodsNotReady, b.Generation)
+			})
 			pod := createStuckPod(t, ns, "acme", nil)
 			setPodStatus(t, pod, corev1.PodStatus{
 				Phase:      corev1.PodPending,
