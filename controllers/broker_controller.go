@@ -49,6 +49,9 @@ type BrokerReconciler struct {
 	// OperatorNamespace is where the operator runs: the only namespace the
 	// NetworkPolicy admits to the admin port. Empty: no NetworkPolicy.
 	OperatorNamespace string
+	// ForgetAuthClient drops the connections kept for a deleted Broker's
+	// admin API (authsync.TLSClients.Forget); nil when the clients keep none.
+	ForgetAuthClient func(serverName string)
 	// Resolver finds a pod's admin API address.
 	Resolver PodResolver
 	// PushTimeout bounds one push to one pod.
@@ -84,6 +87,10 @@ func (r *BrokerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			r.backoff.Delete(req.NamespacedName)
 			r.pushFailingSince.Delete(req.NamespacedName)
 			forgetBroker(req.NamespacedName)
+			if r.ForgetAuthClient != nil {
+				gone := &mqttv1alpha1.Broker{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
+				r.ForgetAuthClient(resource.AdminServerName(gone))
+			}
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err

@@ -90,9 +90,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if cfg.Resolver == nil {
 		cfg.Resolver = PodIPResolver{}
 	}
+	var forgetAuthClient func(serverName string)
 	if cfg.NewAuthClient == nil {
 		clients := &authsync.TLSClients{}
-		cfg.NewAuthClient = clients.Client
+		cfg.NewAuthClient, forgetAuthClient = clients.Client, clients.Forget
 	}
 	if cfg.PushTimeout == 0 {
 		cfg.PushTimeout = 3 * time.Second
@@ -115,7 +116,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Options:       resource.Options{DefaultImage: cfg.BrokerImage},
 		HashPassword:  func(pw []byte) (string, error) { return authz.HashPassword(pw, iterations) },
 		NewAuthClient: cfg.NewAuthClient, Resolver: cfg.Resolver, PushTimeout: cfg.PushTimeout,
-		OperatorNamespace: cfg.OperatorNamespace,
+		OperatorNamespace: cfg.OperatorNamespace, ForgetAuthClient: forgetAuthClient,
 	}
 	toBroker := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: brokerRefOf(o)}}}

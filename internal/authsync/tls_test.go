@@ -74,3 +74,30 @@ func TestTLSClients(t *testing.T) {
 		})
 	}
 }
+
+// Forget drops a deleted Broker's transport, and only its: the next client
+// for that name gets a new one, another Broker keeps its own.
+func TestTLSClientsForget(t *testing.T) {
+	_, trust := tlsBroker(t, "a-headless.ns.svc", "b-headless.ns.svc")
+	var c TLSClients
+	a := &TLS{ServerName: "a-headless.ns.svc", RootsPEM: trust}
+	b := &TLS{ServerName: "b-headless.ns.svc", RootsPEM: trust}
+	ha, err := c.http(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, _ := c.http(b)
+	if again, _ := c.http(a); again != ha {
+		t.Fatal("the same Broker got a new transport without a change of trust")
+	}
+	c.Forget(a.ServerName)
+	if len(c.m) != 1 {
+		t.Errorf("%d transports kept after Forget, want 1 (the other Broker's)", len(c.m))
+	}
+	if again, _ := c.http(a); again == ha {
+		t.Error("a forgotten Broker's transport was handed out again")
+	}
+	if again, _ := c.http(b); again != hb {
+		t.Error("Forget of one Broker replaced another's transport")
+	}
+}
