@@ -5,6 +5,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -15,6 +16,7 @@ import (
 // the rest.
 type ACLReconciler struct {
 	client.Client
+	Recorder events.EventRecorder
 }
 
 // Reconcile sets BrokerNotFound when the ACL's Broker is missing.
@@ -26,7 +28,7 @@ func (r *ACLReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	var b mqttv1alpha1.Broker
 	err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.BrokerRef.Name}, &b)
 	if apierrors.IsNotFound(err) {
-		return ctrl.Result{}, brokerNotFound(ctx, r.Client, &a)
+		return ctrl.Result{}, brokerNotFound(ctx, r.Client, r.Recorder, &a)
 	}
 	return ctrl.Result{}, err
 }

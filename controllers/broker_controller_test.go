@@ -241,6 +241,9 @@ func TestBrokerNotFoundThenCreated(t *testing.T) {
 		t.Errorf("BrokerNotFound message %q does not name the Broker", c.Message)
 	}
 	waitACLReady(t, ns, "early-acl", metav1.ConditionFalse, mqttv1alpha1.ReasonBrokerNotFound)
+	// One Warning Event each, not one per pass.
+	waitEvents(t, ns, "User", "early", map[string]int{mqttv1alpha1.ReasonBrokerNotFound: 1})
+	waitEvents(t, ns, "ACL", "early-acl", map[string]int{mqttv1alpha1.ReasonBrokerNotFound: 1})
 	// No credentials are generated for a Broker that does not exist.
 	var s corev1.Secret
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: mqttv1alpha1.CredentialsSecretName("early")}, &s); err == nil {

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
@@ -75,12 +77,20 @@ func patchReadyStatus[T userOrACL](ctx context.Context, c client.Client, obj T, 
 }
 
 // brokerNotFound records that obj refers to a Broker missing from its
-// namespace. When the Broker appears, its reconciler takes over the status.
-func brokerNotFound[T userOrACL](ctx context.Context, c client.Client, obj T) error {
-	return patchReadyStatus(ctx, c, obj, metav1.Condition{
-		Status: metav1.ConditionFalse, Reason: mqttv1alpha1.ReasonBrokerNotFound,
-		Message: fmt.Sprintf("Broker %q not found in namespace %s", brokerRefOf(obj), obj.GetNamespace()),
+// namespace, with a Warning Event when that is news (rec may be nil).
+// When the Broker appears, its reconciler takes over the status.
+func brokerNotFound[T userOrACL](ctx context.Context, c client.Client, rec events.EventRecorder, obj T) error {
+	s, _ := statusOf(obj)
+	was := meta.FindStatusCondition(*s.conditions, mqttv1alpha1.ConditionReady)
+	news := was == nil || was.Reason != mqttv1alpha1.ReasonBrokerNotFound
+	msg := fmt.Sprintf("Broker %q not found in namespace %s", brokerRefOf(obj), obj.GetNamespace())
+	err := patchReadyStatus(ctx, c, obj, metav1.Condition{
+		Status: metav1.ConditionFalse, Reason: mqttv1alpha1.ReasonBrokerNotFound, Message: msg,
 	}, nil)
+	if err == nil && news && rec != nil {
+		rec.Eventf(obj, nil, corev1.EventTypeWarning, mqttv1alpha1.ReasonBrokerNotFound, mqttv1alpha1.ReasonBrokerNotFound, "%s", msg)
+	}
+	return err
 }
 
 // updateObjectStatuses sets Ready on each User and ACL of b: true once

@@ -152,7 +152,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return fmt.Errorf("set up User controller: %w", err)
 	}
 
-	ar := &ACLReconciler{Client: mgr.GetClient()}
+	ar := &ACLReconciler{Client: mgr.GetClient(), Recorder: recorder}
 	err = ctrl.NewControllerManagedBy(mgr).
 		For(&mqttv1alpha1.ACL{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&mqttv1alpha1.Broker{}, handler.EnqueueRequestsFromMapFunc(objectsOfBroker(mgr.GetClient(), &mqttv1alpha1.ACLList{})),

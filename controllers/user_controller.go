@@ -49,7 +49,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	var b mqttv1alpha1.Broker
 	err := r.Get(ctx, types.NamespacedName{Namespace: u.Namespace, Name: u.Spec.BrokerRef.Name}, &b)
 	if apierrors.IsNotFound(err) {
-		return ctrl.Result{}, brokerNotFound(ctx, r.Client, &u)
+		return ctrl.Result{}, brokerNotFound(ctx, r.Client, r.Recorder, &u)
 	}
 	if err != nil {
 		return ctrl.Result{}, err
