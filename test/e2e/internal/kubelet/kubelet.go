@@ -96,7 +96,8 @@ type Kubelet struct {
 }
 
 // pod is one replica. Its fields are the sync loop's, except ready, which
-// the prober writes under Kubelet.mu.
+// the prober writes under Kubelet.mu; proc and restarts, which Pod reads,
+// the sync loop writes under Kubelet.mu too.
 type pod struct {
 	key     types.NamespacedName
 	sts     string
@@ -108,7 +109,7 @@ type pod struct {
 
 	volumesReady bool
 	proc         *process
-	restarts     int
+	restarts     int // written under Kubelet.mu
 	started      metav1.Time
 	ready        bool // guarded by Kubelet.mu
 	written      podStatus
@@ -394,7 +395,9 @@ func (k *Kubelet) syncPod(ctx context.Context, sts *appsv1.StatefulSet, key type
 	if p.volumesReady && (p.proc == nil || p.proc.hasExited()) {
 		if p.proc != nil {
 			k.opts.Logf("kubelet: %s: container exited (%v); restarting", key, p.proc.err)
+			k.mu.Lock() // Pod reads restarts
 			p.restarts++
+			k.mu.Unlock()
 		}
 		if err := k.startProcess(ctx, sts, p); err != nil {
 			return fmt.Errorf("pod %s: start: %w", key, err)
