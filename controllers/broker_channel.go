@@ -12,7 +12,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
 	"github.com/fleetmq/fleetmq/internal/authsync"
@@ -81,13 +80,18 @@ func (r *BrokerReconciler) reconcileChannel(ctx context.Context, b *mqttv1alpha1
 }
 
 // optionalSecret reads a Secret the operator owns; a missing one is empty.
+// It reads past the label-filtered cache when the Secret is not there, so
+// a Secret whose label someone removed is found (and relabelled by the
+// apply) instead of replaced: a new CA would drop the old one's overlap.
 func (r *BrokerReconciler) optionalSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
-	var s corev1.Secret
-	err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s)
-	if err != nil && !apierrors.IsNotFound(err) {
+	s, err := getSecret(ctx, r.Client, r.APIReader, ns, name)
+	if apierrors.IsNotFound(err) {
+		return &corev1.Secret{}, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("get Secret %s: %w", name, err)
 	}
-	return &s, nil
+	return s, nil
 }
 
 // applySecret applies want unless cur, as read, already is it: the steady

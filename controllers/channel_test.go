@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -176,6 +177,28 @@ func TestAdminCertificateReissued(t *testing.T) {
 	}
 	if !bytes.Equal(cur.Data["ca.key"], ca.Data["ca.key"]) {
 		t.Error("the CA was replaced although it was fine")
+	}
+}
+
+// A CA Secret that loses its label is found and relabelled, not replaced:
+// a new CA would leave pods without the old one's overlap.
+func TestCASecretLabelRemoved(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	create(t, newBroker(ns, "acme"))
+	ca, _, _ := channelSecrets(t, ns, "acme")
+	labels := maps.Clone(ca.Labels)
+	update(t, ca, func(s *corev1.Secret) { s.Labels = nil })
+	cur := waitSecret(t, ns, ca.Name, "CA Secret relabelled", func(s *corev1.Secret) bool {
+		for k, v := range labels {
+			if s.Labels[k] != v {
+				return false
+			}
+		}
+		return true
+	})
+	if !bytes.Equal(cur.Data["ca.key"], ca.Data["ca.key"]) || !bytes.Equal(cur.Data["ca.crt"], ca.Data["ca.crt"]) {
+		t.Error("the CA was replaced when its Secret lost its label")
 	}
 }
 
