@@ -41,8 +41,8 @@ import (
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
 	"github.com/fleetmq/fleetmq/controllers"
+	"github.com/fleetmq/fleetmq/internal/kubelet"
 	"github.com/fleetmq/fleetmq/internal/testtools"
-	"github.com/fleetmq/fleetmq/test/e2e/internal/kubelet"
 )
 
 var (
