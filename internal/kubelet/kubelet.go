@@ -1,6 +1,7 @@
 // Package kubelet stands in, in fleetmq's end-to-end tests, scale harness
 // and local dev mode, for the parts of Kubernetes envtest does not run: the
-// StatefulSet controller and the kubelet. For every replica of every StatefulSet the operator manages it
+// StatefulSet controller and the kubelet. For every replica of every
+// StatefulSet the operator manages it
 //
 //   - creates the Pod object (<sts>-<ordinal>, the template's labels, owned
 //     by the StatefulSet),
