@@ -3,9 +3,6 @@ package controllers_test
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +16,7 @@ import (
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
 	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/internal/resource"
+	"github.com/fleetmq/fleetmq/internal/testkube"
 )
 
 // shardUsers Users of shardGroups random groups each make a bundle of
@@ -139,32 +137,11 @@ func TestAuthSecretUpgrade(t *testing.T) {
 // groups random groups, from 8 goroutines.
 func createGroupedUsers(t *testing.T, ns, broker string, n, groups int) {
 	t.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for range 8 {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				u := newUser(ns, fmt.Sprintf("grouped-%04d", i), broker, "")
-				for range groups {
-					u.Spec.Groups = append(u.Spec.Groups, fmt.Sprintf("g-%016x%016x%016x%016x%016x%016x%016x", rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64()))
-				}
-				if err := k8s.Create(ctx, u); err != nil {
-					errs <- fmt.Errorf("create User %s: %w", u.Name, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	testkube.CreateAll(t, k8s, n, 8, func(i int) client.Object {
+		u := newUser(ns, fmt.Sprintf("grouped-%04d", i), broker, "")
+		u.Spec.Groups = testkube.RandomGroups(groups)
+		return u
+	})
 }
 
 // authManifest is the bundle manifest in the Broker's auth Secret.

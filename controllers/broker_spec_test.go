@@ -107,18 +107,8 @@ func TestUserValidationCredentialsSecret(t *testing.T) {
 // Disabling the ServiceMonitor deletes the one the operator made.
 func TestServiceMonitorDisabled(t *testing.T) {
 	t.Parallel()
-	installServiceMonitorCRD(t)
-	ns := newNamespace(t)
-	b := newBroker(ns, "acme")
-	b.Spec.Monitoring.ServiceMonitor = &mqttv1alpha1.ServiceMonitorSpec{Enabled: true}
-	create(t, b)
-	sm := &unstructured.Unstructured{}
-	sm.SetGroupVersionKind(fmresource.ServiceMonitorGVK)
-	key := client.ObjectKey{Namespace: ns, Name: fmresource.ServiceMonitorName(b)}
-	eventually(t, waitTimeout, "ServiceMonitor created", func() (bool, string) {
-		err := k8s.Get(ctx, key, sm)
-		return err == nil, fmt.Sprint(err)
-	})
+	ns, b, sm := createMonitoredBroker(t)
+	key := client.ObjectKeyFromObject(sm)
 	if owner := metav1.GetControllerOf(sm); owner == nil || owner.UID != b.UID {
 		t.Fatalf("ServiceMonitor controller = %+v, want the Broker", owner)
 	}

@@ -351,17 +351,7 @@ func TestPlainListenerSwitch(t *testing.T) {
 // over HTTPS with the metrics Secret's CA and token, never the admin token.
 func TestServiceMonitorUsesMetricsToken(t *testing.T) {
 	t.Parallel()
-	installServiceMonitorCRD(t)
-	ns := newNamespace(t)
-	b := newBroker(ns, "acme")
-	b.Spec.Monitoring.ServiceMonitor = &mqttv1alpha1.ServiceMonitorSpec{Enabled: true}
-	create(t, b)
-	sm := &unstructured.Unstructured{}
-	sm.SetGroupVersionKind(resource.ServiceMonitorGVK)
-	eventually(t, waitTimeout, "ServiceMonitor acme", func() (bool, string) {
-		err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, sm)
-		return err == nil, fmt.Sprint(err)
-	})
+	ns, _, sm := createMonitoredBroker(t)
 	eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
 	if len(eps) != 1 {
 		t.Fatalf("endpoints = %v", eps)
@@ -407,4 +397,24 @@ func installServiceMonitorCRD(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%+v", crd.Status.Conditions)
 	})
+}
+
+// createMonitoredBroker creates Broker acme with its ServiceMonitor enabled
+// (the Prometheus Operator's CRD installed) in a namespace of its own, and
+// waits for the operator to make the ServiceMonitor.
+func createMonitoredBroker(t *testing.T) (string, *mqttv1alpha1.Broker, *unstructured.Unstructured) {
+	t.Helper()
+	installServiceMonitorCRD(t)
+	ns := newNamespace(t)
+	b := newBroker(ns, "acme")
+	b.Spec.Monitoring.ServiceMonitor = &mqttv1alpha1.ServiceMonitorSpec{Enabled: true}
+	create(t, b)
+	sm := &unstructured.Unstructured{}
+	sm.SetGroupVersionKind(resource.ServiceMonitorGVK)
+	key := client.ObjectKey{Namespace: ns, Name: resource.ServiceMonitorName(b)}
+	eventually(t, waitTimeout, "ServiceMonitor created", func() (bool, string) {
+		err := k8s.Get(ctx, key, sm)
+		return err == nil, fmt.Sprint(err)
+	})
+	return ns, b, sm
 }

@@ -2,8 +2,6 @@ package controllers_test
 
 import (
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
 	"github.com/fleetmq/fleetmq/broker/admin"
+	"github.com/fleetmq/fleetmq/internal/testkube"
 )
 
 // scaleUsers is how many Users TestScaleThousandUsers creates.
@@ -38,31 +37,9 @@ func TestScaleThousandUsers(t *testing.T) {
 	puts0, reloads0 := pushes.count(p.AdminAddr), p.appliedReloads(t)
 
 	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= scaleUsers {
-					return
-				}
-				u := newUser(ns, fmt.Sprintf("device-%04d", i), "fleet", "", "devices")
-				if err := k8s.Create(ctx, u); err != nil {
-					errs <- fmt.Errorf("create User %s: %w", u.Name, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	testkube.CreateAll(t, k8s, scaleUsers, 8, func(i int) client.Object {
+		return newUser(ns, fmt.Sprintf("device-%04d", i), "fleet", "", "devices")
+	})
 	created := time.Since(start)
 
 	var last admin.Applied

@@ -39,14 +39,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
@@ -55,7 +50,7 @@ import (
 	"github.com/fleetmq/fleetmq/controllers"
 	"github.com/fleetmq/fleetmq/internal/authsync"
 	"github.com/fleetmq/fleetmq/internal/resource"
-	"github.com/fleetmq/fleetmq/internal/testtools"
+	"github.com/fleetmq/fleetmq/internal/testkube"
 )
 
 // Suite-wide state, set up once by TestMain.
@@ -63,7 +58,7 @@ var (
 	// k8s talks to the API server directly (no cache): what a test reads
 	// is what the server holds.
 	k8s    client.Client
-	scheme = runtime.NewScheme()
+	scheme = testkube.NewScheme()
 	// resolver maps broker Pod objects to brokers running on loopback.
 	resolver = &loopbackResolver{addrs: map[types.NamespacedName]string{}}
 	// pushes counts PUT /v1/auth calls per admin address.
@@ -89,44 +84,21 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "controllers envtest suite: "+format+"\n", args...)
 		return 1
 	}
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(mqttv1alpha1.AddToScheme(scheme))
-
-	logOut := io.Discard
-	if os.Getenv("FLEETMQ_TEST_LOG") != "" {
-		logOut = os.Stderr
-	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(logOut), zap.UseDevMode(true)))
-
-	assets, err := testtools.Assets("kube-apiserver", "etcd")
-	if err != nil {
-		// CI builds the assets; a missing toolchain is a failure, not a skip.
-		return fail("envtest binaries: %v", err)
-	}
+	testkube.SetLogger()
+	var err error
 	tmpDir, err = os.MkdirTemp("", "fleetmq-envtest-")
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer os.RemoveAll(tmpDir)
 
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := env.Start()
+	env, err := testkube.Start(scheme, filepath.Join("..", "config", "crd", "bases"))
 	if err != nil {
-		return fail("start envtest (assets %s): %v", assets, err)
+		return fail("%v", err)
 	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop envtest:", err)
-		}
-	}()
-
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		return fail("client: %v", err)
-	}
+	defer env.Stop()
+	cfg := env.Config
+	k8s = env.Client
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Cache:   controllers.CacheOptions(),
@@ -264,21 +236,10 @@ func (c countingClient) PutAuth(ctx context.Context, addr string, bundle []byte)
 
 // ---- polling ----
 
-// eventually polls check every 100 ms until it reports true, and fails the
-// test with check's last description of the state when timeout passes.
+// eventually polls check every 100 ms until it reports true.
 func eventually(t testing.TB, timeout time.Duration, what string, check func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := check()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v; last state: %s", what, timeout, state)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkube.Eventually(t, timeout, 100*time.Millisecond, what, check)
 }
 
 // ---- objects ----
@@ -303,21 +264,11 @@ func newNamespace(t testing.TB) string {
 }
 
 // randName is a short random DNS label.
-func randName() string { return strconv.FormatUint(rand.Uint64()%1e10, 36) }
+func randName() string { return testkube.RandName() }
 
-func create(t testing.TB, obj client.Object) {
-	t.Helper()
-	if err := k8s.Create(ctx, obj); err != nil {
-		t.Fatalf("create %T %s/%s: %v", obj, obj.GetNamespace(), obj.GetName(), err)
-	}
-}
+func create(t testing.TB, obj client.Object) { t.Helper(); testkube.Create(t, k8s, obj) }
 
-func get(t testing.TB, obj client.Object) {
-	t.Helper()
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-		t.Fatalf("get %T %s/%s: %v", obj, obj.GetNamespace(), obj.GetName(), err)
-	}
-}
+func get(t testing.TB, obj client.Object) { t.Helper(); testkube.Get(t, k8s, obj) }
 
 // update re-reads obj, applies mutate and writes it, retrying on conflicts.
 func update[T client.Object](t testing.TB, obj T, mutate func(T)) {

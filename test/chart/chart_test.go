@@ -39,9 +39,10 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/fleetmq/fleetmq/internal/testtools"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/fleetmq/fleetmq/internal/testkube"
+	"github.com/fleetmq/fleetmq/internal/testtools"
 )
 
 const (
@@ -80,28 +81,16 @@ func runSuite(m *testing.M) int {
 	}
 	kubectl = filepath.Join(assets, "kubectl")
 
-	env := &envtest.Environment{
-		// The chart's own CRDs: if crds/ were broken or stale, the dry-run
-		// applies below would fail against them.
-		CRDDirectoryPaths: []string{
-			filepath.Join(chartDir, "crds"),
-			filepath.Join("testdata", "servicemonitor-crd.yaml"),
-		},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := env.Start()
+	// The chart's own CRDs: if crds/ were broken or stale, the dry-run
+	// applies below would fail against them.
+	env, err := testkube.Start(testkube.NewScheme(),
+		filepath.Join(chartDir, "crds"),
+		filepath.Join("testdata", "servicemonitor-crd.yaml"))
 	if err != nil {
-		return fail("start envtest (assets %s): %v", assets, err)
+		return fail("%v", err)
 	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop envtest:", err)
-		}
-	}()
-	if k8s, err = client.New(cfg, client.Options{}); err != nil {
-		return fail("client: %v", err)
-	}
+	defer env.Stop()
+	k8s = env.Client
 	// helm install --create-namespace makes the release namespace; the
 	// samples live in tenant-acme.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -31,30 +30,20 @@ import (
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
 	"github.com/fleetmq/fleetmq/broker/admin"
 	"github.com/fleetmq/fleetmq/internal/resource"
+	"github.com/fleetmq/fleetmq/internal/testkube"
 )
 
 var ctx = context.Background()
 
 // ---- polling ----
 
-// eventually polls check every 20 ms until it reports true, and fails the
-// test with check's last description of the state when timeout passes.
+// eventually polls check every 20 ms until it reports true.
 func eventually(t testing.TB, timeout time.Duration, what string, check func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := check()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v; last state: %s", what, timeout, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkube.Eventually(t, timeout, 20*time.Millisecond, what, check)
 }
 
-func randName() string { return strconv.FormatUint(rand.Uint64()%1e10, 36) }
+func randName() string { return testkube.RandName() }
 
 // ---- the samples, applied as a user would ----
 
@@ -72,19 +61,9 @@ func sample[T client.Object](t testing.TB, file string, obj T, ns string) T {
 	return obj
 }
 
-func create(t testing.TB, obj client.Object) {
-	t.Helper()
-	if err := k8s.Create(ctx, obj); err != nil {
-		t.Fatalf("create %T %s/%s: %v", obj, obj.GetNamespace(), obj.GetName(), err)
-	}
-}
+func create(t testing.TB, obj client.Object) { t.Helper(); testkube.Create(t, k8s, obj) }
 
-func get(t testing.TB, obj client.Object) {
-	t.Helper()
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-		t.Fatalf("get %T %s/%s: %v", obj, obj.GetNamespace(), obj.GetName(), err)
-	}
-}
+func get(t testing.TB, obj client.Object) { t.Helper(); testkube.Get(t, k8s, obj) }
 
 // edit is `kubectl edit`: read, change, write back (a merge patch, so a
 // status write in between does not conflict).

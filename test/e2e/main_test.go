@@ -19,7 +19,6 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,26 +26,20 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
 	"github.com/fleetmq/fleetmq/controllers"
 	"github.com/fleetmq/fleetmq/internal/kubelet"
-	"github.com/fleetmq/fleetmq/internal/testtools"
+	"github.com/fleetmq/fleetmq/internal/testkube"
 )
 
 var (
-	scheme = runtime.NewScheme()
+	scheme = testkube.NewScheme()
 	// k8s talks to the API server directly, as kubectl does.
 	k8s client.Client
 	// pods runs the broker pods.
@@ -56,7 +49,7 @@ var (
 	// brokerBin is the fleetmq-broker binary the pods run.
 	brokerBin string
 	// verbose: FLEETMQ_TEST_LOG is set.
-	verbose = os.Getenv("FLEETMQ_TEST_LOG") != ""
+	verbose = testkube.Verbose
 )
 
 const (
@@ -76,20 +69,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e suite: "+format+"\n", args...)
 		return 1
 	}
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(mqttv1alpha1.AddToScheme(scheme))
-	logOut := io.Discard
-	if verbose {
-		logOut = os.Stderr
-	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(logOut), zap.UseDevMode(true)))
-
-	assets, err := testtools.Assets("kube-apiserver", "etcd")
-	if err != nil {
-		// CI builds the assets (hack/envtest.sh); missing ones are a
-		// failure, never a skip.
-		return fail("envtest binaries: %v", err)
-	}
+	testkube.SetLogger()
 	tmp, err := os.MkdirTemp("", "fleetmq-e2e-")
 	if err != nil {
 		return fail("%v", err)
@@ -109,27 +89,17 @@ func runSuite(m *testing.M) int {
 		}
 	})
 
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := env.Start()
+	env, err := testkube.Start(scheme, filepath.Join("..", "..", "config", "crd", "bases"))
 	building.Wait()
 	if err != nil {
-		return fail("start envtest (assets %s): %v", assets, err)
+		return fail("%v", err)
 	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop envtest:", err)
-		}
-	}()
+	defer env.Stop()
 	if buildErr != nil {
 		return fail("%v", buildErr)
 	}
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		return fail("client: %v", err)
-	}
+	cfg := env.Config
+	k8s = env.Client
 
 	logf := func(string, ...any) {}
 	if verbose {

@@ -3,21 +3,20 @@ package e2e_test
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
 	"github.com/fleetmq/fleetmq/broker/admin"
 	"github.com/fleetmq/fleetmq/broker/authz"
 	"github.com/fleetmq/fleetmq/internal/resource"
+	"github.com/fleetmq/fleetmq/internal/testkube"
 )
 
 // readPodBundle reads the bundle a pod's auth volume holds: the manifest
@@ -115,33 +114,13 @@ func TestShardedRestartWithoutOperator(t *testing.T) {
 // random groups, from 8 goroutines.
 func createUsers(t *testing.T, tn *tenant, n, groups int) {
 	t.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for range 8 {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				u := &mqttv1alpha1.User{
-					ObjectMeta: metav1.ObjectMeta{Namespace: tn.ns, Name: fmt.Sprintf("fleet-%04d", i)},
-					Spec:       mqttv1alpha1.UserSpec{BrokerRef: mqttv1alpha1.BrokerReference{Name: tn.broker}},
-				}
-				for range groups {
-					u.Spec.Groups = append(u.Spec.Groups, fmt.Sprintf("g-%016x%016x%016x%016x%016x%016x%016x", rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64()))
-				}
-				if err := k8s.Create(ctx, u); err != nil {
-					errs <- fmt.Errorf("create User %s: %w", u.Name, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	testkube.CreateAll(t, k8s, n, 8, func(i int) client.Object {
+		return &mqttv1alpha1.User{
+			ObjectMeta: metav1.ObjectMeta{Namespace: tn.ns, Name: fmt.Sprintf("fleet-%04d", i)},
+			Spec: mqttv1alpha1.UserSpec{
+				BrokerRef: mqttv1alpha1.BrokerReference{Name: tn.broker},
+				Groups:    testkube.RandomGroups(groups),
+			},
+		}
+	})
 }
