@@ -2,8 +2,8 @@ package broker_test
 
 import (
 	"fmt"
-	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,22 +11,12 @@ import (
 	"github.com/fleetmq/fleetmq/broker/cluster"
 	"github.com/fleetmq/fleetmq/broker/internal/mqtttest"
 	"github.com/fleetmq/fleetmq/broker/packets"
+	"github.com/fleetmq/fleetmq/internal/testtools"
 )
 
 type clusterNode struct {
 	srv  *broker.Server
 	addr string // MQTT
-}
-
-// freePort reserves a loopback port for a route listener.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // startCluster runs n brokers clustered over loopback routes and waits
@@ -39,7 +29,7 @@ func startClusterWith(t *testing.T, n int, opts broker.Options) []clusterNode {
 	t.Helper()
 	routes := make([]string, n)
 	for i := range routes {
-		routes[i] = freePort(t)
+		routes[i] = testtools.FreeAddr(t)
 	}
 	nodes := make([]clusterNode, n)
 	for i := range nodes {
@@ -114,6 +104,47 @@ func TestClusterCrossNodeDelivery(t *testing.T) {
 	}
 	if got := nodes[1].srv.ClusterStats(); got.Duplicates == 0 {
 		t.Errorf("subscriber's node counted no duplicate copies (%+v); the overlapping filters should have made NATS send some", got)
+	}
+}
+
+// TestClusterConcurrentPublishers: publishers on several connections of
+// one node publish at once; a subscriber on another node gets every
+// message. (The sequence numbers that recognise copies were once taken
+// before publishing, so two goroutines could send them out of order and
+// the receiver dropped the later-numbered one that arrived first.)
+func TestClusterConcurrentPublishers(t *testing.T) {
+	nodes := startCluster(t, 2)
+	subr := mqtttest.MustConnect(t, nodes[1].addr, mqtttest.V5("sub"))
+	subr.Subscribe(packets.Properties{}, sub("load/#", 1))
+	probe := mqtttest.MustConnect(t, nodes[0].addr, mqtttest.V5("probe"))
+	awaitInterest(t, probe, subr, "load/probe")
+
+	const publishers, each = 8, 100 // within the subscriber's queue limit (1,000)
+	var wg sync.WaitGroup
+	for p := range publishers {
+		c := mqtttest.MustConnect(t, nodes[0].addr, mqtttest.V5(fmt.Sprint("pub-", p)))
+		wg.Go(func() {
+			for i := range each {
+				if rc := c.Publish(pub(fmt.Sprintf("load/%d", p), fmt.Sprint(i), 1)); rc != packets.Success {
+					t.Errorf("publisher %d message %d: reason %v", p, i, rc)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	next := make([]int, publishers) // per publisher, the next message expected
+	for range publishers * each {
+		got := subr.Receive()
+		var p int
+		if _, err := fmt.Sscanf(string(got.Topic), "load/%d", &p); err != nil || p < 0 || p >= publishers {
+			t.Fatalf("unexpected message on %q", got.Topic)
+		}
+		checkPublish(t, got, string(got.Topic), fmt.Sprint(next[p]))
+		next[p]++
+	}
+	if st := nodes[1].srv.ClusterStats(); st.Duplicates != 0 {
+		t.Errorf("subscriber's node dropped %d messages as copies; with one filter there are none", st.Duplicates)
 	}
 }
 

@@ -16,11 +16,15 @@ import (
 // retain flag, payload and every forwarded property.
 const wireV1 = 1
 
-func encode(sender string, seq uint64, m *outbox.Message) []byte {
-	b := make([]byte, 0, 40+len(sender)+len(m.Origin)+len(m.Topic)+len(m.Payload))
+// encode builds the message with its sequence number left to fill in at
+// seqAt (8 bytes, big endian): the sender numbers a message only as it
+// hands it to NATS, so numbers go out in order.
+func encode(sender string, m *outbox.Message) (b []byte, seqAt int) {
+	b = make([]byte, 0, 40+len(sender)+len(m.Origin)+len(m.Topic)+len(m.Payload))
 	b = append(b, wireV1)
 	b = appendStr(b, sender)
-	b = binary.AppendUvarint(b, seq)
+	seqAt = len(b)
+	b = binary.BigEndian.AppendUint64(b, 0)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.ExpiresAt))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Created))
 	b = appendStr(b, m.Origin)
@@ -28,7 +32,7 @@ func encode(sender string, seq uint64, m *outbox.Message) []byte {
 	if m.QoS > 0 {
 		p.PacketID = 1 // required on the wire; meaningless here
 	}
-	return p.Append(b, packets.V5)
+	return p.Append(b, packets.V5), seqAt
 }
 
 var errShort = errors.New("cluster message truncated")
@@ -53,11 +57,11 @@ func decode(b []byte) (sender string, seq uint64, m *outbox.Message, err error) 
 	if sender, b, err = readStr(b[1:]); err != nil {
 		return "", 0, nil, err
 	}
-	seq, n := binary.Uvarint(b)
-	if n <= 0 || len(b[n:]) < 16 {
+	if len(b) < 8+16 {
 		return "", 0, nil, errShort
 	}
-	b = b[n:]
+	seq = binary.BigEndian.Uint64(b)
+	b = b[8:]
 	expiresAt := int64(binary.BigEndian.Uint64(b))
 	created := int64(binary.BigEndian.Uint64(b[8:]))
 	origin, b, err := readStr(b[16:])

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,8 +63,11 @@ type Node struct {
 	recv Receiver
 	// id names this incarnation of the node in the messages it sends: a
 	// restarted node starts its sequence at 1 again under a new id.
-	id  string
-	seq atomic.Uint64
+	id string
+	// pubMu orders publishing: seq is taken and the message handed to the
+	// connection under it.
+	pubMu sync.Mutex
+	seq   uint64 // guarded by pubMu
 	// msgs receives every subscription's messages in the order the
 	// connection read them; one goroutine (receive) drains it.
 	msgs chan *nats.Msg
@@ -224,7 +228,16 @@ func (n *Node) Publish(m *outbox.Message) error {
 	if !m.Retain {
 		subj = topicSubject(m.Topic)
 	}
-	if err := n.nc.Publish(subj, encode(n.id, n.seq.Add(1), m)); err != nil {
+	b, seqAt := encode(n.id, m)
+	// Receivers take a sequence number not above the last one as a copy,
+	// so numbering and handing over happen together: two publishing
+	// goroutines must not pass each other between the two.
+	n.pubMu.Lock()
+	n.seq++
+	binary.BigEndian.PutUint64(b[seqAt:], n.seq)
+	err := n.nc.Publish(subj, b)
+	n.pubMu.Unlock()
+	if err != nil {
 		n.dropped.Add(1)
 		return fmt.Errorf("cluster publish: %w", err)
 	}
