@@ -78,7 +78,8 @@ func parseLoad(name string, args []string, stderr io.Writer) (loadOptions, error
 	caseName := fs.String("name", "", "name of this case, carried into the summary (for report)")
 	brokerPID := fs.Int("broker-pid", 0, "broker process to sample (RSS, CPU) from /proc")
 
-	var topic, filter, sub *string
+	var topic, filter, sub, subAddr *string
+	var settle *time.Duration
 	var qos, subQoS *int
 	var size, inflight, batch, msgCount *int
 	var rate *float64
@@ -96,6 +97,8 @@ func parseLoad(name string, args []string, stderr io.Writer) (loadOptions, error
 	}
 	if def.filter != "" {
 		if publishes {
+			subAddr = fs.String("sub-addr", "", "where subscribers connect (default --addr): another cluster node")
+			settle = fs.Duration("settle", 0, "wait between subscribing and publishing (default 1s with --sub-addr: interest spreads through a cluster asynchronously)")
 			filter = fs.String("filter", def.filter, "subscribers' topic filter")
 			subQoS = fs.Int("sub-qos", -1, "subscription QoS (default: --qos)")
 		} else {
@@ -117,6 +120,8 @@ func parseLoad(name string, args []string, stderr io.Writer) (loadOptions, error
 		}
 		return o, usageError{err}
 	}
+	setFlags := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
@@ -154,6 +159,10 @@ func parseLoad(name string, args []string, stderr io.Writer) (loadOptions, error
 		cfg.QoS = qosOf("qos", *qos)
 		cfg.Size, cfg.Rate, cfg.Inflight, cfg.Batch, cfg.Count, cfg.Retain = *size, *rate, *inflight, *batch, *msgCount, *retain
 		if filter != nil {
+			cfg.SubAddr, cfg.Settle = *subAddr, *settle
+			if cfg.SubAddr != "" && !setFlags["settle"] {
+				cfg.Settle = time.Second
+			}
 			cfg.SubFilter = pattern("filter", *filter)
 			if *subQoS < 0 {
 				cfg.SubQoS = cfg.QoS

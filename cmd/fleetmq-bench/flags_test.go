@@ -41,6 +41,16 @@ func TestParseLoad(t *testing.T) {
 				t.Errorf("qos %d sub-qos %d, want 1 and 0", o.cfg.QoS, o.cfg.SubQoS)
 			}
 		}},
+		{"sub-addr settles a second by default", "pairs", []string{"--sub-addr", "127.0.0.2:1883"}, func(t *testing.T, o loadOptions) {
+			if o.cfg.SubAddr != "127.0.0.2:1883" || o.cfg.Addr != "127.0.0.1:1883" || o.cfg.Settle != time.Second {
+				t.Errorf("sub-addr %q addr %q settle %v, want 127.0.0.2:1883, 127.0.0.1:1883, 1s", o.cfg.SubAddr, o.cfg.Addr, o.cfg.Settle)
+			}
+		}},
+		{"settle overrides", "fanin", []string{"--sub-addr", "127.0.0.2:1883", "--settle", "0"}, func(t *testing.T, o loadOptions) {
+			if o.cfg.Settle != 0 {
+				t.Errorf("settle %v, want 0", o.cfg.Settle)
+			}
+		}},
 		{"fanout", "fanout", []string{"-c", "1000", "--rate", "5"}, func(t *testing.T, o loadOptions) {
 			c := o.cfg
 			if c.Publishers != 1 || c.Subscribers != 1000 || c.Fanout != 1000 || c.Rate != 5 {

@@ -17,7 +17,9 @@ import (
 	"github.com/fleetmq/fleetmq/broker"
 	"github.com/fleetmq/fleetmq/broker/admin"
 	"github.com/fleetmq/fleetmq/broker/authz"
+	"github.com/fleetmq/fleetmq/broker/cluster"
 	"github.com/fleetmq/fleetmq/cmd/fleetmq-bench/internal/loadgen"
+	"github.com/fleetmq/fleetmq/internal/testtools"
 )
 
 // serveBroker runs an in-process fleetmq broker on 127.0.0.1:0 for the
@@ -162,6 +164,24 @@ func TestPairs(t *testing.T) {
 				t.Errorf("latency %+v, want 600 samples", s.Latency)
 			}
 		})
+	}
+}
+
+// Publishers on one node of a cluster, subscribers on another: every
+// message crosses the route, and none is lost at QoS 1.
+func TestPairsAcrossClusterNodes(t *testing.T) {
+	routes := []string{testtools.FreeAddr(t), testtools.FreeAddr(t)}
+	addrs := make([]string, 2)
+	for i := range addrs {
+		addrs[i] = serveBroker(t, broker.Options{AllowAnonymous: true, Cluster: &cluster.Config{
+			Name: "bench", NodeName: "bench-" + itoa(i), Listen: routes[i], Peers: routes,
+			Username: "route", Password: "s3cret",
+		}})
+	}
+	s := mustBench(t, "pairs", "--addr", addrs[0], "--sub-addr", addrs[1], "--settle", "2s",
+		"-c", "3", "--qos", "1", "--messages", "200", "--duration", "10s")
+	if m := s.Messages; m.SentTotal != 600 || m.ReceivedTotal != 600 || s.SubAddr != addrs[1] {
+		t.Errorf("messages %+v (subscribers on %q), want 600 sent and received on %s", m, s.SubAddr, addrs[1])
 	}
 }
 

@@ -44,6 +44,12 @@ type Config struct {
 
 	// Addr is the broker's host:port.
 	Addr string
+	// SubAddr, when set, is where subscribing connections go instead of
+	// Addr: another node of a cluster, to measure delivery between nodes.
+	SubAddr string
+	// Settle is how long to wait between subscribing and publishing, for
+	// a cluster's subscription interest to reach the publishers' node.
+	Settle time.Duration
 	// Protocol is the MQTT version: packets.V311 (default) or packets.V5.
 	Protocol packets.Version
 	// Username and Password are sent when Username is set.
@@ -146,6 +152,9 @@ func (c *Config) Validate() error {
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if c.Addr == "" {
 		add("addr: empty")
+	}
+	if c.Settle < 0 {
+		add("settle %v: negative", c.Settle)
 	}
 	switch c.Protocol {
 	case packets.V31, packets.V311, packets.V5:

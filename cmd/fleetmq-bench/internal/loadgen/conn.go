@@ -54,18 +54,18 @@ type conn struct {
 	abuf []byte // acknowledgements built by the reader, flushed per read
 }
 
-// dial opens a connection from the source address for index idx and
-// completes CONNECT/CONNACK. clean is the clean start flag.
-func (r *runner) dial(idx int, id string) (*conn, error) {
+// dial opens a connection to addr from the source address for index idx
+// and completes CONNECT/CONNACK.
+func (r *runner) dial(addr string, idx int, id string) (*conn, error) {
 	cfg := r.cfg
 	deadline := time.Now().Add(cfg.ConnectTimeout)
 	d := net.Dialer{Deadline: deadline}
 	if len(cfg.Sources) > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: cfg.Sources[idx%len(cfg.Sources)]}
 	}
-	nc, err := d.Dial("tcp", cfg.Addr)
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	c := &conn{r: r, idx: idx, id: id, nc: nc, v: cfg.Protocol, lat: r.lat.For(idx), done: make(chan struct{})}
 	cp := packets.Connect{Version: cfg.Protocol, ClientID: id, CleanStart: true, KeepAlive: uint16(cfg.KeepAlive / time.Second)}

@@ -47,7 +47,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Summary, error) 
 	r := &runner{cfg: &cfg, progress: progress, lat: NewShards(shards), connLat: NewShards(shards), start: time.Now()}
 	r.setPhase("connect")
 	sum := &Summary{
-		Scenario: cfg.Scenario, Name: cfg.Name, Storm: cfg.Storm, Label: cfg.Label, Addr: cfg.Addr, Protocol: int(cfg.Protocol),
+		Scenario: cfg.Scenario, Name: cfg.Name, Storm: cfg.Storm, Label: cfg.Label, Addr: cfg.Addr, SubAddr: cfg.SubAddr, Protocol: int(cfg.Protocol),
 		QoS: cfg.QoS, Size: cfg.Size, Rate: cfg.Rate,
 		Publishers: cfg.Publishers, Subscribers: cfg.Subscribers, Conns: cfg.Conns,
 	}
@@ -172,8 +172,12 @@ func (r *runner) connectAll(ctx context.Context, role string, n int, filter Patt
 // open dials, starts the reader, subscribes when filter is set, and
 // registers the connection.
 func (r *runner) open(idx int, id string, filter Pattern, qos byte) (*conn, error) {
+	addr := r.cfg.Addr
+	if !filter.IsZero() && r.cfg.SubAddr != "" {
+		addr = r.cfg.SubAddr
+	}
 	t0 := time.Now()
-	c, err := r.dial(idx, id)
+	c, err := r.dial(addr, idx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +233,16 @@ func (r *runner) load(ctx context.Context) measured {
 		return m
 	}
 
+	if cfg.Settle > 0 {
+		// A cluster tells the publishers' node of the subscriptions
+		// asynchronously; publishing before that would count as loss.
+		r.setPhase("settle")
+		select {
+		case <-time.After(cfg.Settle):
+		case <-ctx.Done():
+			return m
+		}
+	}
 	r.setPhase("publish")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -320,7 +334,7 @@ func (r *runner) storm(ctx context.Context) measured {
 				i := int(next.Add(1) - 1)
 				id := r.clientID("c", i)
 				t0 := time.Now()
-				c, err := r.dial(i, id)
+				c, err := r.dial(cfg.Addr, i, id)
 				if err != nil {
 					r.connFailed.Add(1)
 					r.errorf("%s: %v", id, err)

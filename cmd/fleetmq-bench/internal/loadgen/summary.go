@@ -13,6 +13,7 @@ type Summary struct {
 	Storm       bool    `json:"storm,omitempty"`
 	Label       string  `json:"label,omitempty"`
 	Addr        string  `json:"addr"`
+	SubAddr     string  `json:"subAddr,omitempty"`
 	Protocol    int     `json:"protocol"`
 	QoS         byte    `json:"qos"`
 	Size        int     `json:"size"`
@@ -141,6 +142,9 @@ func (r *runner) fill(s *Summary, m measured) {
 // WriteText writes the summary for a human.
 func (s *Summary) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "%s against %s", s.Scenario, s.Addr)
+	if s.SubAddr != "" {
+		fmt.Fprintf(w, " (subscribers on %s)", s.SubAddr)
+	}
 	if s.Label != "" {
 		fmt.Fprintf(w, " (%s)", s.Label)
 	}
